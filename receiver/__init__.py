@@ -1,0 +1,66 @@
+"""blast-radius receiver: isolates a failing tenant before it takes the platform down."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from flask import Flask
+
+from receiver import api, errors
+from receiver.config import ConfigError, Settings, load_settings
+from receiver.deps import EXTENSION, Services
+from receiver.store import Store, connect
+from receiver.sweeper import Sweeper
+from receiver.tenants import RegistryError, load_registry
+
+log = logging.getLogger("receiver")
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app. `test_config` may carry SETTINGS, REDIS_CLIENT, CLOCK and
+    SWEEPER (False to not start the background sweep)."""
+    config = test_config or {}
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        )
+    try:
+        settings: Settings = config.get("SETTINGS") or load_settings()
+        registry = load_registry(settings.tenants_file)
+    except (ConfigError, RegistryError) as exc:
+        log.critical("configuration error: %s", exc)
+        raise SystemExit(f"blast-radius: configuration error: {exc}") from None
+
+    if "REDIS_CLIENT" in config:
+        client, embedded = config["REDIS_CLIENT"], False
+    else:
+        client, embedded = connect(settings.redis_url, settings.redis_timeout_s)
+    if embedded:
+        log.warning(
+            "REDIS_URL is not set: using an embedded in-memory store. State is per process "
+            "and lost on restart; set REDIS_URL for anything but a trial."
+        )
+    store = Store(
+        client, log_cap=settings.breaker.transition_log_cap, seen_ttl_s=settings.idempotency_ttl_s
+    )
+    clock = config.get("CLOCK", time.time)
+
+    app = Flask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions[EXTENSION] = Services(settings, store, registry, clock, embedded)
+    errors.register(app)
+    api.register(app)
+
+    if registry:
+        try:
+            store.add_known(registry, clock())
+        except Exception as exc:  # Redis may come up after us; tenants are indexed on use too.
+            log.warning("could not index registry tenants yet: %s", exc.__class__.__name__)
+    if config.get("SWEEPER", True):
+        sweeper = Sweeper(store, settings.breaker, clock, settings.sweep_interval_s)
+        sweeper.start()
+        app.extensions["blast_radius_sweeper"] = sweeper
+    return app

@@ -1,0 +1,102 @@
+"""Alertmanager notifications as plain data, and what each alert means to us."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+"""Alertmanager's way of saying an alert has no end yet."""
+PLATFORM_SCOPE = "_platform"
+"""Scope of alerts that name no tenant; not a valid tenant id, so it cannot collide."""
+
+
+class Kind(StrEnum):
+    ISOLATE = "isolate"
+    """Drives the tenant's breaker (`action="isolate"` and a `tenant_id`)."""
+    TENANT = "tenant"
+    """Names a tenant but does not isolate it (paging, traffic stopped)."""
+    WATCHDOG = "watchdog"
+    PLATFORM = "platform"
+
+
+@dataclass(frozen=True)
+class Alert:
+    status: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: str
+    ends_at: str
+    starts_at_s: float
+    ends_at_s: float | None
+    fingerprint: str
+    generator_url: str = ""
+
+    @property
+    def firing(self) -> bool:
+        return self.status == "firing"
+
+    @property
+    def tenant_id(self) -> str | None:
+        return self.labels.get("tenant_id")
+
+    @property
+    def kind(self) -> Kind:
+        if self.labels.get("alertname") == "Watchdog":
+            return Kind.WATCHDOG
+        if self.tenant_id is None:
+            return Kind.PLATFORM
+        if self.labels.get("action") == "isolate":
+            return Kind.ISOLATE
+        return Kind.TENANT
+
+    def delivery_key(self) -> str:
+        """Identity of this alert *state*: a repeat of it is a duplicate delivery.
+
+        A firing alert's `endsAt` is left out because some Alertmanager versions
+        move it forward on every re-send of the same firing alert."""
+        parts = [self.fingerprint, self.status, self.starts_at]
+        if not self.firing:
+            parts.append(self.ends_at)
+        return hashlib.blake2b("|".join(parts).encode(), digest_size=12).hexdigest()
+
+
+@dataclass(frozen=True)
+class Notification:
+    status: str
+    alerts: list[Alert]
+    receiver: str = ""
+    group_key: str = ""
+    group_labels: dict[str, str] = field(default_factory=dict)
+    common_labels: dict[str, str] = field(default_factory=dict)
+    external_url: str = ""
+    truncated_alerts: int = 0
+    version: str = "4"
+
+
+def label_fingerprint(labels: dict[str, str]) -> str:
+    """Stand-in for a missing fingerprint: stable over the label set."""
+    text = "\x00".join(f"{k}\x01{v}" for k, v in sorted(labels.items()))
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def to_epoch(stamp: str) -> float | None:
+    """Seconds since the epoch of an RFC 3339 time; None for Alertmanager's zero time.
+
+    Raises ValueError for anything else. Go writes up to nine fractional digits;
+    Python reads six, so the rest are dropped."""
+    if stamp == ZERO_TIME or stamp.startswith("0001-01-01"):
+        return None
+    text = stamp.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    head, dot, rest = text.partition(".")
+    if dot:
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        text = f"{head}.{rest[: min(digits, 6)] or '0'}{rest[digits:]}"
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError("time zone missing")
+    return moment.timestamp()

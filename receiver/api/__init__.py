@@ -1,0 +1,13 @@
+"""HTTP endpoints, one blueprint per resource."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from receiver.api import health, tenants, webhook
+
+
+def register(app: Flask) -> None:
+    app.register_blueprint(health.bp)
+    app.register_blueprint(webhook.bp)
+    app.register_blueprint(tenants.bp)

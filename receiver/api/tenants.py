@@ -1,0 +1,143 @@
+"""Tenants: their tier, their breaker, and the admission check a gateway makes."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+from receiver import breaker as policy
+from receiver.api.body import json_body, load, load_query
+from receiver.auth import Role, require
+from receiver.deps import Services, get_services, now
+from receiver.errors import ApiError
+from receiver.ingest import act
+from receiver.schemas import BreakerActionSchema, PageSchema, TenantOut, TenantUpdateSchema
+from receiver.store import Snapshot
+from receiver.tenants import is_valid_tenant_id, resolve_tier
+
+bp = Blueprint("tenants", __name__, url_prefix="/api/v1/tenants")
+TRANSITIONS_SHOWN = 50
+_tenant_out = TenantOut()
+_summary_out = TenantOut(
+    only=(
+        "tenant_id",
+        "tier",
+        "tier_source",
+        "breaker.state",
+        "breaker.open_count",
+        "breaker.next_transition_at",
+    )
+)
+
+
+def _checked(tenant_id: str) -> str:
+    if not is_valid_tenant_id(tenant_id):
+        raise ApiError(
+            400,
+            "invalid tenant id",
+            {"tenant_id": ["1-64 characters: letters, digits, '.', '_' or '-'."]},
+        )
+    return tenant_id
+
+
+def _view(
+    services: Services, snapshot: Snapshot, at: float, recorded: list[policy.Transition]
+) -> dict[str, Any]:
+    settings = services.settings.breaker
+    breaker, pending = policy.tick(snapshot.breaker, at, settings)
+    tier = resolve_tier(
+        snapshot.tier_override, services.registry.get(snapshot.scope), snapshot.tier_label
+    )
+    return {
+        "tenant_id": snapshot.scope,
+        "tier": tier.tier.value,
+        "tier_source": tier.source,
+        "breaker": {
+            "state": breaker.state.value,
+            "opened_at": breaker.opened_at,
+            "half_open_at": breaker.half_open_at,
+            "open_count": breaker.open_count,
+            "failure_count": breaker.failure_count,
+            "next_transition_at": policy.next_transition_at(breaker, settings),
+            "firing_alerts": sorted(breaker.firing),
+            "transitions": list(reversed(pending)) + recorded,
+        },
+    }
+
+
+def _tenant(tenant_id: str) -> dict[str, Any]:
+    services = get_services()
+    at = now()
+    snapshot = services.store.read({tenant_id: []}, at)[tenant_id]
+    recorded = services.store.transitions(tenant_id, TRANSITIONS_SHOWN)
+    return _tenant_out.dump(_view(services, snapshot, at, recorded))  # type: ignore[no-any-return]
+
+
+@bp.get("")
+@require(Role.READ)
+def list_tenants() -> Response:
+    page = load_query(PageSchema())
+    services = get_services()
+    at = now()
+    offset = (page["page"] - 1) * page["per_page"]
+    ids, total = services.store.known_tenants(offset, page["per_page"])
+    snapshots = services.store.read({tenant_id: [] for tenant_id in ids}, at)
+    items = [_summary_out.dump(_view(services, snapshots[i], at, [])) for i in ids]
+    return jsonify(
+        {"items": items, "total": total, "page": page["page"], "per_page": page["per_page"]}
+    )
+
+
+@bp.get("/<tenant_id>")
+@require(Role.READ)
+def get_tenant(tenant_id: str) -> Response:
+    return jsonify(_tenant(_checked(tenant_id)))
+
+
+@bp.put("/<tenant_id>")
+@require(Role.ADMIN)
+def put_tenant(tenant_id: str) -> Response:
+    _checked(tenant_id)
+    update = load(TenantUpdateSchema(), json_body())
+    get_services().store.set_tier(tenant_id, update["tier"].value, now())
+    return jsonify(_tenant(tenant_id))
+
+
+@bp.post("/<tenant_id>/breaker")
+@require(Role.ADMIN)
+def breaker_action(tenant_id: str) -> Response:
+    _checked(tenant_id)
+    body = load(BreakerActionSchema(), json_body())
+    action: policy.Action = body["action"]
+    services = get_services()
+    events = act(
+        services.store,
+        tenant_id,
+        action,
+        body["reason"] or f"operator: {action.value}",
+        services.settings.breaker,
+        now(),
+    )
+    return jsonify({"transitions": [e.as_dict() for e in events], "tenant": _tenant(tenant_id)})
+
+
+@bp.get("/<tenant_id>/admission")
+@require(Role.READ)
+def admission(tenant_id: str) -> Response:
+    """The gateway's question before serving a tenant. Half-open lets a probe share through."""
+    _checked(tenant_id)
+    services = get_services()
+    at = now()
+    snapshot = services.store.read({tenant_id: []}, at)[tenant_id]
+    breaker, _ = policy.tick(snapshot.breaker, at, services.settings.breaker)
+    decision = policy.admit(breaker, at, services.settings.breaker, random.random())
+    return jsonify(
+        {
+            "tenant_id": tenant_id,
+            "allow": decision.allow,
+            "state": decision.state.value,
+            "retry_after_s": decision.retry_after_s,
+        }
+    )

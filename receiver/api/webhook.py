@@ -1,0 +1,32 @@
+"""Alertmanager's webhook: validate, apply idempotently, answer a summary."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from receiver.api.body import json_body, load
+from receiver.auth import Role, require
+from receiver.deps import get_services, now
+from receiver.ingest import ingest
+from receiver.schemas import NotificationSchema
+
+bp = Blueprint("webhook", __name__)
+_schema = NotificationSchema()
+
+
+@bp.post("/webhook/alertmanager")
+@require(Role.WEBHOOK)
+def alertmanager() -> Response:
+    notification = load(_schema, json_body())
+    services = get_services()
+    result = ingest(notification, services.store, services.settings.breaker, now())
+    return jsonify(
+        {
+            "status": "ok",
+            "accepted": result.accepted,
+            "duplicates": result.duplicates,
+            "rejected": result.rejected,
+            "truncated_alerts": notification.truncated_alerts,
+            "transitions": [event.as_dict() for event in result.transitions],
+        }
+    )

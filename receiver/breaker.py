@@ -1,0 +1,188 @@
+"""The per-tenant circuit breaker as a pure state machine.
+
+Every function takes a `Breaker` and returns the next one plus the transitions it
+made; nothing here touches Redis or Flask. The store commits the result atomically,
+and only the caller whose commit wins records the transitions, so each one is
+recorded exactly once however many workers race.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from receiver.config import BreakerSettings
+
+MAX_TICK_STEPS = 64
+
+
+class State(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+    FORCED_OPEN = "forced_open"
+    DISABLED = "disabled"
+
+
+class Action(StrEnum):
+    FORCE_OPEN = "force_open"
+    FORCE_CLOSE = "force_close"
+    RESET = "reset"
+    DISABLE = "disable"
+
+
+@dataclass(frozen=True)
+class Breaker:
+    state: State = State.CLOSED
+    opened_at: float | None = None
+    half_open_at: float | None = None
+    open_count: int = 0
+    """Consecutive opens since the breaker last closed; drives the back-off."""
+    failure_count: int = 0
+    """Firing notifications counted while closed, against `failure_threshold`."""
+    firing: frozenset[str] = frozenset()
+    """Fingerprints of this tenant's isolation alerts that are firing now."""
+
+
+@dataclass(frozen=True)
+class Transition:
+    from_state: State
+    to_state: State
+    at: float
+    reason: str
+    suppressed: bool = False
+    """True when the breaker would have moved but policy kept it (disabled)."""
+
+
+Step = tuple[Breaker, list[Transition]]
+
+
+def open_timeout_s(breaker: Breaker, settings: BreakerSettings) -> float:
+    """Open timeout doubled for each consecutive re-open, capped."""
+    exponent = max(breaker.open_count - 1, 0)
+    if exponent >= 32:
+        return settings.max_open_timeout_s
+    return min(settings.open_timeout_s * float(2**exponent), settings.max_open_timeout_s)
+
+
+def next_transition_at(breaker: Breaker, settings: BreakerSettings) -> float | None:
+    if breaker.state is State.OPEN and breaker.opened_at is not None:
+        return breaker.opened_at + open_timeout_s(breaker, settings)
+    if breaker.state is State.HALF_OPEN and breaker.half_open_at is not None:
+        return breaker.half_open_at + settings.half_open_probation_s
+    return None
+
+
+def _open(breaker: Breaker, at: float, reason: str) -> Step:
+    opened = replace(
+        breaker,
+        state=State.OPEN,
+        opened_at=at,
+        half_open_at=None,
+        open_count=breaker.open_count + 1,
+        failure_count=0,
+    )
+    return opened, [Transition(breaker.state, State.OPEN, at, reason)]
+
+
+def _close(breaker: Breaker, at: float, reason: str, *, clear_firing: bool = False) -> Step:
+    closed = Breaker(firing=frozenset() if clear_firing else breaker.firing)
+    return closed, [Transition(breaker.state, State.CLOSED, at, reason)]
+
+
+def tick(breaker: Breaker, now: float, settings: BreakerSettings) -> Step:
+    """Apply every time-based transition that is due at `now`, each at its due time."""
+    transitions: list[Transition] = []
+    for _ in range(MAX_TICK_STEPS):
+        due = next_transition_at(breaker, settings)
+        if due is None or due > now:
+            break
+        if breaker.state is State.OPEN:
+            breaker = replace(breaker, state=State.HALF_OPEN, half_open_at=due)
+            transitions.append(
+                Transition(State.OPEN, State.HALF_OPEN, due, "open timeout elapsed; probing")
+            )
+        elif breaker.firing:
+            breaker, made = _open(breaker, due, "isolation alert still firing after probation")
+            transitions += made
+        else:
+            breaker, made = _close(breaker, due, "probation passed with isolation alert resolved")
+            transitions += made
+    return breaker, transitions
+
+
+def on_firing(breaker: Breaker, fingerprint: str, now: float, settings: BreakerSettings) -> Step:
+    """A new firing notification of one of the tenant's isolation alerts."""
+    breaker = replace(breaker, firing=breaker.firing | {fingerprint})
+    if breaker.state is State.CLOSED:
+        breaker = replace(breaker, failure_count=breaker.failure_count + 1)
+        if breaker.failure_count >= settings.failure_threshold:
+            return _open(breaker, now, f"isolation alert {fingerprint} firing")
+        return breaker, []
+    if breaker.state is State.HALF_OPEN:
+        return _open(breaker, now, f"isolation alert {fingerprint} firing during probation")
+    if breaker.state is State.DISABLED:
+        return breaker, [
+            Transition(
+                State.DISABLED,
+                State.OPEN,
+                now,
+                f"isolation alert {fingerprint} firing; breaker disabled",
+                suppressed=True,
+            )
+        ]
+    return breaker, []
+
+
+def on_resolved(breaker: Breaker, fingerprint: str, now: float, settings: BreakerSettings) -> Step:
+    """A resolved notification. It never closes an open breaker by itself: an
+    isolated tenant has no traffic, so its healthy-looking ratio proves nothing."""
+    firing = breaker.firing - {fingerprint}
+    if breaker.state is State.CLOSED and not firing:
+        return replace(breaker, firing=firing, failure_count=0), []
+    return replace(breaker, firing=firing), []
+
+
+def apply_action(breaker: Breaker, action: Action, now: float, reason: str) -> Step:
+    """An operator's override."""
+    if action is Action.RESET:
+        if breaker == Breaker():
+            return breaker, []
+        return _close(breaker, now, reason, clear_firing=True)
+    if action is Action.FORCE_CLOSE:
+        if breaker.state is State.CLOSED:
+            return breaker, []
+        return _close(breaker, now, reason)
+    target = State.FORCED_OPEN if action is Action.FORCE_OPEN else State.DISABLED
+    if breaker.state is target:
+        return breaker, []
+    moved = Breaker(
+        state=target,
+        opened_at=now if target is State.FORCED_OPEN else None,
+        firing=breaker.firing,
+    )
+    return moved, [Transition(breaker.state, target, now, reason)]
+
+
+@dataclass(frozen=True)
+class Admission:
+    allow: bool
+    state: State
+    retry_after_s: int | None
+
+
+def admit(breaker: Breaker, now: float, settings: BreakerSettings, draw: float) -> Admission:
+    """Whether the gateway should serve one request; `draw` is uniform in [0, 1)."""
+    state = breaker.state
+    if state in (State.CLOSED, State.DISABLED):
+        return Admission(True, state, None)
+    if state is State.FORCED_OPEN:
+        return Admission(False, state, None)
+    if state is State.HALF_OPEN:
+        if draw * 100 < settings.half_open_probe_percent:
+            return Admission(True, state, None)
+        return Admission(False, state, 1)
+    due = next_transition_at(breaker, settings)
+    wait = 1 if due is None else max(1, math.ceil(due - now))
+    return Admission(False, state, wait)

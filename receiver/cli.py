@@ -1,0 +1,47 @@
+"""The `blast-radius` command."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from receiver.config import ConfigError, load_settings
+
+
+@click.group()
+def main() -> None:
+    """blast-radius: keep one tenant's failure that tenant's problem."""
+
+
+@main.command()
+@click.option("--bind", default="127.0.0.1:8080", show_default=True, help="host:port to listen on")
+@click.option(
+    "--workers", type=int, default=None, help="gunicorn workers (1 on the embedded store)"
+)
+def serve(bind: str, workers: int | None) -> None:
+    """Run the receiver under gunicorn."""
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if workers is None:
+        workers = 1 if not settings.redis_url else min(2 * (os.cpu_count() or 1) + 1, 8)
+    if not settings.redis_url and workers > 1:
+        raise click.ClickException(
+            "the embedded store is per process: use --workers 1 or set REDIS_URL"
+        )
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        bind,
+        "--workers",
+        str(workers),
+        "--access-logfile",
+        "-",
+        "receiver:create_app()",
+    ]
+    os.execv(sys.executable, argv)

@@ -1,0 +1,32 @@
+"""What the app builds once and views reach: settings, store, registry, clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import current_app
+
+from receiver.config import Settings
+from receiver.store import Store
+from receiver.tenants import Tier
+
+EXTENSION = "blast_radius"
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    store: Store
+    registry: dict[str, Tier]
+    clock: Callable[[], float]
+    embedded: bool
+
+
+def get_services() -> Services:
+    services: Services = current_app.extensions[EXTENSION]
+    return services
+
+
+def now() -> float:
+    return get_services().clock()

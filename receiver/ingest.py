@@ -1,0 +1,227 @@
+"""Apply Alertmanager notifications, operator actions and the passage of time to
+tenant breakers, through the store's compare-and-set commits.
+
+The policy lives in `breaker`; this module reads scopes, runs the policy, and
+retries a scope whose version moved while it was thinking.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from receiver import breaker as policy
+from receiver.alerts import PLATFORM_SCOPE, Alert, Kind, Notification
+from receiver.config import BreakerSettings
+from receiver.store import Change, Snapshot, Store
+from receiver.tenants import is_valid_tenant_id
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 25
+
+
+class CommitConflict(RuntimeError):
+    """A scope kept changing under us; the caller should answer 5xx and be retried."""
+
+
+@dataclass(frozen=True)
+class TransitionEvent:
+    tenant_id: str
+    transition: policy.Transition
+
+    def as_dict(self) -> dict[str, Any]:
+        t = self.transition
+        return {
+            "tenant_id": self.tenant_id,
+            "from": t.from_state.value,
+            "to": t.to_state.value,
+            "at": t.at,
+            "reason": t.reason,
+            "suppressed": t.suppressed,
+        }
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[dict[str, str]] = field(default_factory=list)
+    transitions: list[TransitionEvent] = field(default_factory=list)
+    watchdog: bool = False
+
+
+Compute = Callable[[Snapshot], tuple[Change | None, Any]]
+
+
+def commit_scopes(
+    store: Store,
+    scopes: Mapping[str, Sequence[str]],
+    compute: Compute,
+    now: float,
+    known: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Read, compute and commit each scope, re-reading the ones that moved.
+
+    `compute` returns the change to write (or None) and a result to hand back; a
+    result counts only from the attempt whose commit won."""
+    results: dict[str, Any] = {}
+    pending = dict(scopes)
+    known = list(known)
+    for attempt_no in range(MAX_ATTEMPTS):
+        if attempt_no:
+            # Jittered back-off so racing writers stop colliding in lockstep.
+            time.sleep(random.uniform(0, 0.001 * min(attempt_no, 10)))
+        snapshots = store.read(pending, now)
+        changes: list[Change] = []
+        attempt: dict[str, Any] = {}
+        for scope, snapshot in snapshots.items():
+            change, result = compute(snapshot)
+            attempt[scope] = result
+            if change is None:
+                results[scope] = result
+            else:
+                changes.append(change)
+        versions = store.commit(changes, now, known) if changes or known else []
+        known = []
+        retry: dict[str, Sequence[str]] = {}
+        for change, version in zip(changes, versions, strict=True):
+            if version:
+                results[change.scope] = attempt[change.scope]
+            else:
+                retry[change.scope] = pending[change.scope]
+        if not retry:
+            return results
+        pending = retry
+    raise CommitConflict(f"scopes still contended after {MAX_ATTEMPTS} attempts: {sorted(pending)}")
+
+
+def _alert_record(alert: Alert, notification: Notification, now: float) -> str:
+    return json.dumps(
+        {
+            "status": alert.status,
+            "labels": alert.labels,
+            "annotations": alert.annotations,
+            "startsAt": alert.starts_at,
+            "endsAt": alert.ends_at,
+            "generatorURL": alert.generator_url,
+            "groupKey": notification.group_key,
+            "receivedAt": now,
+        },
+        separators=(",", ":"),
+    )
+
+
+def ingest(
+    notification: Notification, store: Store, settings: BreakerSettings, now: float
+) -> IngestResult:
+    """Apply one webhook delivery. Repeated deliveries of an alert state change nothing."""
+    result = IngestResult()
+    by_scope: dict[str, list[Alert]] = {}
+    for alert in notification.alerts:
+        kind = alert.kind
+        if kind is Kind.WATCHDOG:
+            result.watchdog = True
+        tenant_id = alert.tenant_id
+        if tenant_id is not None and not is_valid_tenant_id(tenant_id):
+            result.rejected.append(
+                {"fingerprint": alert.fingerprint, "reason": "invalid tenant_id label"}
+            )
+            continue
+        by_scope.setdefault(tenant_id or PLATFORM_SCOPE, []).append(alert)
+    if result.rejected:
+        log.warning("rejected %d alerts with invalid tenant_id", len(result.rejected))
+    if result.watchdog:
+        store.record_watchdog(now)
+
+    def compute(snapshot: Snapshot) -> tuple[Change | None, tuple[int, int, list[TransitionEvent]]]:
+        scope = snapshot.scope
+        breaker, made = policy.tick(snapshot.breaker, now, settings)
+        change = Change(scope=scope, expected_version=snapshot.version)
+        accepted = duplicates = 0
+        for alert in by_scope[scope]:
+            key = alert.delivery_key()
+            if key in snapshot.seen or key in change.delivery_keys:
+                duplicates += 1
+                continue
+            accepted += 1
+            change.delivery_keys.append(key)
+            change.alerts[alert.fingerprint] = _alert_record(alert, notification, now)
+            change.tier_label = alert.labels.get("tier", "") or change.tier_label
+            if alert.kind is Kind.ISOLATE:
+                event = policy.on_firing if alert.firing else policy.on_resolved
+                breaker, step = event(breaker, alert.fingerprint, now, settings)
+                made += step
+        if not change.delivery_keys and not made:
+            return None, (accepted, duplicates, [])
+        if scope != PLATFORM_SCOPE:
+            change.breaker = breaker
+        change.transitions = made
+        events = [TransitionEvent(scope, t) for t in made]
+        return change, (accepted, duplicates, events)
+
+    tenants = [scope for scope in by_scope if scope != PLATFORM_SCOPE]
+    scopes = {scope: [a.delivery_key() for a in alerts] for scope, alerts in by_scope.items()}
+    outcomes = commit_scopes(store, scopes, compute, now, known=tenants)
+    for accepted, duplicates, events in outcomes.values():
+        result.accepted += accepted
+        result.duplicates += duplicates
+        result.transitions += events
+    for event in result.transitions:
+        t = event.transition
+        log.info(
+            "breaker %s -> %s (%s)",
+            t.from_state.value,
+            t.to_state.value,
+            t.reason,
+            extra={"tenant_id": event.tenant_id},
+        )
+    return result
+
+
+def act(
+    store: Store,
+    tenant_id: str,
+    action: policy.Action,
+    reason: str,
+    settings: BreakerSettings,
+    now: float,
+) -> list[TransitionEvent]:
+    """An operator's override of one tenant's breaker."""
+
+    def compute(snapshot: Snapshot) -> tuple[Change | None, list[TransitionEvent]]:
+        breaker, made = policy.tick(snapshot.breaker, now, settings)
+        breaker, step = policy.apply_action(breaker, action, now, reason)
+        made += step
+        if not made:
+            return None, []
+        change = Change(tenant_id, snapshot.version, breaker=breaker, transitions=made)
+        return change, [TransitionEvent(tenant_id, t) for t in made]
+
+    events: list[TransitionEvent] = commit_scopes(
+        store, {tenant_id: []}, compute, now, known=[tenant_id]
+    )[tenant_id]
+    return events
+
+
+def sweep(store: Store, settings: BreakerSettings, now: float) -> list[TransitionEvent]:
+    """Record the time-based transitions that are due, even if nobody reads the state."""
+    events: list[TransitionEvent] = []
+
+    def compute(snapshot: Snapshot) -> tuple[Change | None, list[TransitionEvent]]:
+        breaker, made = policy.tick(snapshot.breaker, now, settings)
+        if not made:
+            return None, []
+        change = Change(snapshot.scope, snapshot.version, breaker=breaker, transitions=made)
+        return change, [TransitionEvent(snapshot.scope, t) for t in made]
+
+    for batch in store.iter_known_tenants():
+        outcome = commit_scopes(store, {tenant: [] for tenant in batch}, compute, now)
+        for made in outcome.values():
+            events += made
+    return events

@@ -1,0 +1,303 @@
+"""Redis: the client, every key we use, and the scripts that change them.
+
+Keys (all start with `br:`; a scope is a tenant id, or `_platform` for alerts that
+name no tenant, and sits in a hash tag so one scope's keys share a cluster slot):
+
+- `br:{scope}:state`        hash: `version` and the breaker's fields
+- `br:{scope}:transitions`  list: breaker transitions as JSON, newest first, capped
+- `br:{scope}:seen`         zset: delivery keys of alert states already applied,
+                            scored by when they expire (idempotency)
+- `br:{scope}:alerts`       hash: fingerprint -> the alert's latest state as JSON
+- `br:{scope}:tenant`       hash: `tier` (set through the API), `tier_label`
+                            (last seen on an alert), `first_seen_at`
+- `br:tenants`              zset: every known tenant, scored by first seen
+- `br:watchdog`             string: when the Watchdog alert last arrived
+- `br:sweep:lock`           string: which process runs the breaker sweep now
+
+Every change to a scope goes through `COMMIT_SCOPE`, a compare-and-set on the
+scope's version: the domain code computes the new state from what it read, and the
+script applies it only if nobody else changed the scope in between.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from receiver.breaker import Breaker, State, Transition
+
+log = logging.getLogger(__name__)
+
+PREFIX = "br"
+TENANTS_KEY = f"{PREFIX}:tenants"
+WATCHDOG_KEY = f"{PREFIX}:watchdog"
+SWEEP_LOCK_KEY = f"{PREFIX}:sweep:lock"
+
+
+def scope_key(scope: str, name: str) -> str:
+    return f"{PREFIX}:{{{scope}}}:{name}"
+
+
+# KEYS[1] state hash, KEYS[2] transitions list, KEYS[3] seen zset,
+# KEYS[4] alerts hash, KEYS[5] tenant hash
+# ARGV[1] expected version, ARGV[2] now (epoch s), ARGV[3] seen expiry (epoch s),
+# ARGV[4] transition log cap, ARGV[5] tier label ("" leaves it), then four counted
+# lists, each a count followed by its items: state field/value pairs, transitions
+# (JSON), delivery keys, alert fingerprint/JSON pairs.
+# Returns the new version, or 0 if the version moved since the caller read it.
+COMMIT_SCOPE = """
+local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if version ~= tonumber(ARGV[1]) then return 0 end
+local i = 6
+local n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do redis.call('LPUSH', KEYS[2], ARGV[i]); i = i + 1 end
+if n > 0 then redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1) end
+n = tonumber(ARGV[i]); i = i + 1
+if n > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[2]) end
+for _ = 1, n do redis.call('ZADD', KEYS[3], ARGV[3], ARGV[i]); i = i + 1 end
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]); i = i + 2 end
+redis.call('HSETNX', KEYS[5], 'first_seen_at', ARGV[2])
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[5], 'tier_label', ARGV[5]) end
+redis.call('HSET', KEYS[1], 'version', version + 1)
+return version + 1
+"""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    scope: str
+    version: int
+    breaker: Breaker
+    tier_override: str | None = None
+    tier_label: str | None = None
+    seen: frozenset[str] = frozenset()
+
+
+@dataclass
+class Change:
+    """What one caller wants to write to one scope, read at `expected_version`."""
+
+    scope: str
+    expected_version: int
+    breaker: Breaker | None = None
+    transitions: list[Transition] = field(default_factory=list)
+    delivery_keys: list[str] = field(default_factory=list)
+    alerts: dict[str, str] = field(default_factory=dict)
+    tier_label: str = ""
+
+
+def breaker_fields(breaker: Breaker) -> dict[str, str]:
+    def num(value: float | None) -> str:
+        return "" if value is None else repr(value)
+
+    return {
+        "state": breaker.state.value,
+        "opened_at": num(breaker.opened_at),
+        "half_open_at": num(breaker.half_open_at),
+        "open_count": str(breaker.open_count),
+        "failure_count": str(breaker.failure_count),
+        "firing": json.dumps(sorted(breaker.firing)),
+    }
+
+
+def breaker_from_fields(data: dict[str, str]) -> Breaker:
+    if not data.get("state"):
+        return Breaker()
+
+    def num(name: str) -> float | None:
+        value = data.get(name, "")
+        return float(value) if value else None
+
+    return Breaker(
+        state=State(data["state"]),
+        opened_at=num("opened_at"),
+        half_open_at=num("half_open_at"),
+        open_count=int(data.get("open_count") or 0),
+        failure_count=int(data.get("failure_count") or 0),
+        firing=frozenset(json.loads(data.get("firing") or "[]")),
+    )
+
+
+def transition_json(transition: Transition) -> str:
+    return json.dumps(
+        {
+            "from": transition.from_state.value,
+            "to": transition.to_state.value,
+            "at": transition.at,
+            "reason": transition.reason,
+            "suppressed": transition.suppressed,
+        },
+        separators=(",", ":"),
+    )
+
+
+def transition_from_json(text: str) -> Transition:
+    data = json.loads(text)
+    return Transition(
+        State(data["from"]), State(data["to"]), data["at"], data["reason"], data["suppressed"]
+    )
+
+
+class Store:
+    """Typed access to the keys above; Redis errors propagate as `redis.RedisError`."""
+
+    def __init__(self, client: redis.Redis, *, log_cap: int, seen_ttl_s: float) -> None:
+        self.client = client
+        self.log_cap = log_cap
+        self.seen_ttl_s = seen_ttl_s
+        self._commit = client.register_script(COMMIT_SCOPE)
+
+    def ping(self) -> bool:
+        return bool(self.client.ping())
+
+    def read(self, scopes: Mapping[str, Sequence[str]], now: float) -> dict[str, Snapshot]:
+        """Snapshots of several scopes in one round trip; `scopes` maps each to the
+        delivery keys to check against its seen set."""
+        pipe = self.client.pipeline(transaction=False)
+        order = list(scopes)
+        for scope in order:
+            pipe.hgetall(scope_key(scope, "state"))
+            pipe.hgetall(scope_key(scope, "tenant"))
+            keys = list(scopes[scope])
+            if keys:
+                pipe.zmscore(scope_key(scope, "seen"), keys)
+        replies = iter(pipe.execute())
+        snapshots: dict[str, Snapshot] = {}
+        for scope in order:
+            state: dict[str, str] = next(replies)
+            tenant: dict[str, str] = next(replies)
+            keys = list(scopes[scope])
+            scores = next(replies) if keys else []
+            seen = frozenset(
+                key for key, score in zip(keys, scores, strict=True) if score and score > now
+            )
+            snapshots[scope] = Snapshot(
+                scope=scope,
+                version=int(state.get("version") or 0),
+                breaker=breaker_from_fields(state),
+                tier_override=tenant.get("tier") or None,
+                tier_label=tenant.get("tier_label") or None,
+                seen=seen,
+            )
+        return snapshots
+
+    def commit(self, changes: Iterable[Change], now: float, known: Iterable[str] = ()) -> list[int]:
+        """Apply each change if its scope is still at the version it was read at.
+
+        Returns the new version per change, 0 where the scope had moved on. Tenants
+        in `known` are added to the tenant index."""
+        pipe = self.client.pipeline(transaction=False)
+        changes = list(changes)
+        for change in changes:
+            scope = change.scope
+            fields = breaker_fields(change.breaker) if change.breaker is not None else {}
+            args: list[Any] = [
+                change.expected_version,
+                repr(now),
+                repr(now + self.seen_ttl_s),
+                self.log_cap,
+                change.tier_label,
+                len(fields),
+            ]
+            for name, value in fields.items():
+                args += [name, value]
+            args.append(len(change.transitions))
+            args += [transition_json(t) for t in sorted(change.transitions, key=lambda t: t.at)]
+            args.append(len(change.delivery_keys))
+            args += change.delivery_keys
+            args.append(len(change.alerts))
+            for fingerprint, body in change.alerts.items():
+                args += [fingerprint, body]
+            keys = [
+                scope_key(scope, name)
+                for name in ("state", "transitions", "seen", "alerts", "tenant")
+            ]
+            self._commit(keys=keys, args=args, client=pipe)
+        known = list(known)
+        if known:
+            pipe.zadd(TENANTS_KEY, {tenant: now for tenant in known}, nx=True)
+        replies = pipe.execute()
+        return [int(reply) for reply in replies[: len(changes)]]
+
+    def transitions(self, scope: str, limit: int) -> list[Transition]:
+        raw: list[str] = self.client.lrange(scope_key(scope, "transitions"), 0, limit - 1)  # type: ignore[assignment]
+        return [transition_from_json(text) for text in raw]
+
+    def alerts(self, scope: str) -> dict[str, dict[str, Any]]:
+        raw: dict[str, str] = self.client.hgetall(scope_key(scope, "alerts"))  # type: ignore[assignment]
+        return {fingerprint: json.loads(body) for fingerprint, body in raw.items()}
+
+    def add_known(self, tenant_ids: Iterable[str], now: float) -> None:
+        mapping = {tenant: now for tenant in tenant_ids}
+        if mapping:
+            self.client.zadd(TENANTS_KEY, mapping, nx=True)
+
+    def known_tenants(self, offset: int, count: int) -> tuple[list[str], int]:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrange(TENANTS_KEY, offset, offset + count - 1)
+        pipe.zcard(TENANTS_KEY)
+        ids, total = pipe.execute()
+        return list(ids), int(total)
+
+    def iter_known_tenants(self, batch: int = 500) -> Iterable[list[str]]:
+        offset = 0
+        while True:
+            ids: list[str] = self.client.zrange(TENANTS_KEY, offset, offset + batch - 1)  # type: ignore[assignment]
+            if not ids:
+                return
+            yield list(ids)
+            offset += batch
+
+    def set_tier(self, tenant_id: str, tier: str, now: float) -> None:
+        """One command (atomic by itself), then index the tenant."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(scope_key(tenant_id, "tenant"), mapping={"tier": tier})
+        pipe.zadd(TENANTS_KEY, {tenant_id: now}, nx=True)
+        pipe.execute()
+
+    def record_watchdog(self, now: float) -> None:
+        self.client.set(WATCHDOG_KEY, repr(now))
+
+    def watchdog_last_seen(self) -> float | None:
+        value = self.client.get(WATCHDOG_KEY)
+        return float(value) if value else None
+
+    def try_sweep_lock(self, owner: str, ttl_s: float) -> bool:
+        return bool(self.client.set(SWEEP_LOCK_KEY, owner, nx=True, px=int(ttl_s * 1000)))
+
+
+def connect(url: str | None, timeout_s: float) -> tuple[redis.Redis, bool]:
+    """Our Redis client: decoded strings, bounded timeouts, one pool per process.
+
+    Without a URL, an embedded in-memory Redis (fakeredis with Lua); the second
+    value says whether that happened."""
+    if url:
+        client = redis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            health_check_interval=15,
+            # Two quick retries ride out a failover; then the caller answers 503
+            # and Alertmanager retries later, instead of a webhook hanging for seconds.
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+        )
+        return client, False
+    try:
+        import fakeredis
+    except ImportError:
+        raise RuntimeError(
+            "REDIS_URL is not set and the embedded store is not installed: "
+            "set REDIS_URL or install blast-radius[embedded]"
+        ) from None
+    return fakeredis.FakeRedis(decode_responses=True), True

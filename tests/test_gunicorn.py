@@ -1,0 +1,90 @@
+"""The receiver as deployed: gunicorn with several workers on a real Redis."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import redis
+import requests
+
+from tests.conftest import ADMIN, READER, TOKENS_ENV, WEBHOOK, isolate_alert
+from tests.servers import Receiver, RedisServer, wait_for
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def receiver(redis_server: RedisServer, real_redis: redis.Redis) -> Iterator[Receiver]:
+    env = {
+        **TOKENS_ENV,
+        "REDIS_URL": redis_server.url,
+        "BREAKER_OPEN_TIMEOUT_S": "1",
+        "BREAKER_HALF_OPEN_PROBATION_S": "1",
+        "RECEIVER_SWEEP_INTERVAL_S": "0.2",
+    }
+    server = Receiver(env, workers=4).start()
+    yield server
+    server.stop()
+
+
+def tenant(receiver: Receiver, tenant_id: str) -> dict:  # type: ignore[type-arg]
+    response = requests.get(f"{receiver.url}/api/v1/tenants/{tenant_id}", headers=READER, timeout=5)
+    response.raise_for_status()
+    return response.json()  # type: ignore[no-any-return]
+
+
+def test_four_workers_isolate_once_and_recover(receiver: Receiver) -> None:
+    """50 concurrent deliveries -> one open; time -> half_open; resolved -> closed, all logged."""
+    url = f"{receiver.url}/webhook/alertmanager"
+    body = isolate_alert("acme", tier="gold")
+
+    def deliver(_: int) -> dict:  # type: ignore[type-arg]
+        response = requests.post(url, json=body, headers=WEBHOOK, timeout=10)
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        replies = list(pool.map(deliver, range(50)))
+    assert sum(r["accepted"] for r in replies) == 1
+    assert sum(r["duplicates"] for r in replies) == 49
+    assert sum(len(r["transitions"]) for r in replies) == 1
+    assert tenant(receiver, "acme")["breaker"]["state"] == "open"
+
+    resolved = requests.post(
+        url, json=isolate_alert("acme", status="resolved"), headers=WEBHOOK, timeout=10
+    )
+    assert resolved.json()["transitions"] == []
+    assert tenant(receiver, "acme")["breaker"]["state"] == "open"
+
+    # The sweep, not a read, must record the transitions: wait on Redis itself.
+    log_key = "br:{acme}:transitions"
+    client = redis.Redis.from_url(receiver.env["REDIS_URL"], decode_responses=True)
+    wait_for(lambda: client.llen(log_key) >= 3, 20, "sweep to close the breaker")
+    time.sleep(0.5)
+    body_now = tenant(receiver, "acme")
+    assert body_now["tier"] == "gold"
+    assert body_now["breaker"]["state"] == "closed"
+    assert [(t["from"], t["to"]) for t in body_now["breaker"]["transitions"]] == [
+        ("half_open", "closed"),
+        ("open", "half_open"),
+        ("closed", "open"),
+    ]
+
+
+def test_operator_and_admission_over_http(receiver: Receiver) -> None:
+    """An admin forces a tenant open; the gateway's admission call is denied."""
+    requests.post(
+        f"{receiver.url}/api/v1/tenants/acme/breaker",
+        json={"action": "force_open"},
+        headers=ADMIN,
+        timeout=5,
+    ).raise_for_status()
+    admission = requests.get(
+        f"{receiver.url}/api/v1/tenants/acme/admission", headers=READER, timeout=5
+    ).json()
+    assert admission["allow"] is False and admission["state"] == "forced_open"
+    ready = requests.get(f"{receiver.url}/readyz", timeout=5)
+    assert ready.status_code == 200 and ready.json()["detail"]["redis"] == "ok"
