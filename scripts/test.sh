@@ -28,5 +28,5 @@ fi
 .venv/bin/ruff check receiver tests bench
 .venv/bin/ruff format --check receiver tests bench
 .venv/bin/mypy
-if [ -f rules/check.sh ]; then bash rules/check.sh; fi
+bash rules/check.sh
 .venv/bin/python -m pytest "$@"
