@@ -47,6 +47,7 @@ class Settings:
     max_body_bytes: int = 10 * 1024 * 1024
     idempotency_ttl_s: float = 24 * 3600.0
     sweep_interval_s: float = 5.0
+    watchdog_max_age_s: float = 300.0
     redis_timeout_s: float = 2.0
     tier_hourly_cost: Mapping[str, float] = field(
         default_factory=lambda: dict(DEFAULT_TIER_HOURLY_COST)
@@ -127,6 +128,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         "max_body_bytes": _parse(env, "RECEIVER_MAX_BODY_BYTES", _positive(int), 10 * 1024 * 1024),
         "idempotency_ttl_s": _parse(env, "RECEIVER_IDEMPOTENCY_TTL_S", _positive(float), 86400.0),
         "sweep_interval_s": _parse(env, "RECEIVER_SWEEP_INTERVAL_S", _positive(float), 5.0),
+        "watchdog_max_age_s": _parse(env, "RECEIVER_WATCHDOG_MAX_AGE_S", _positive(float), 300.0),
         "redis_timeout_s": _parse(env, "REDIS_TIMEOUT_S", _positive(float), 2.0),
         "tier_hourly_cost": _parse(env, "TIER_HOURLY_COST", _costs, dict(DEFAULT_TIER_HOURLY_COST)),
     }

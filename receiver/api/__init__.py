@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from flask import Flask
 
-from receiver.api import health, tenants, webhook
+from receiver.api import alerts, health, tenants, webhook
 
 
 def register(app: Flask) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(webhook.bp)
     app.register_blueprint(tenants.bp)
+    app.register_blueprint(alerts.bp)

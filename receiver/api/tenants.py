@@ -32,7 +32,7 @@ _summary_out = TenantOut(
 )
 
 
-def _checked(tenant_id: str) -> str:
+def checked_tenant_id(tenant_id: str) -> str:
     if not is_valid_tenant_id(tenant_id):
         raise ApiError(
             400,
@@ -93,13 +93,13 @@ def list_tenants() -> Response:
 @bp.get("/<tenant_id>")
 @require(Role.READ)
 def get_tenant(tenant_id: str) -> Response:
-    return jsonify(_tenant(_checked(tenant_id)))
+    return jsonify(_tenant(checked_tenant_id(tenant_id)))
 
 
 @bp.put("/<tenant_id>")
 @require(Role.ADMIN)
 def put_tenant(tenant_id: str) -> Response:
-    _checked(tenant_id)
+    checked_tenant_id(tenant_id)
     update = load(TenantUpdateSchema(), json_body())
     get_services().store.set_tier(tenant_id, update["tier"].value, now())
     return jsonify(_tenant(tenant_id))
@@ -108,7 +108,7 @@ def put_tenant(tenant_id: str) -> Response:
 @bp.post("/<tenant_id>/breaker")
 @require(Role.ADMIN)
 def breaker_action(tenant_id: str) -> Response:
-    _checked(tenant_id)
+    checked_tenant_id(tenant_id)
     body = load(BreakerActionSchema(), json_body())
     action: policy.Action = body["action"]
     services = get_services()
@@ -127,7 +127,7 @@ def breaker_action(tenant_id: str) -> Response:
 @require(Role.READ)
 def admission(tenant_id: str) -> Response:
     """The gateway's question before serving a tenant. Half-open lets a probe share through."""
-    _checked(tenant_id)
+    checked_tenant_id(tenant_id)
     services = get_services()
     at = now()
     snapshot = services.store.read({tenant_id: []}, at)[tenant_id]
