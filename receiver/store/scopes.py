@@ -1,18 +1,5 @@
-"""Redis: the client, every key we use, and the scripts that change them.
-
-Keys (all start with `br:`; a scope is a tenant id, or `_platform` for alerts that
-name no tenant, and sits in a hash tag so one scope's keys share a cluster slot):
-
-- `br:{scope}:state`        hash: `version` and the breaker's fields
-- `br:{scope}:transitions`  list: breaker transitions as JSON, newest first, capped
-- `br:{scope}:seen`         zset: delivery keys of alert states already applied,
-                            scored by when they expire (idempotency)
-- `br:{scope}:alerts`       hash: fingerprint -> the alert's latest state as JSON
-- `br:{scope}:tenant`       hash: `tier` (set through the API), `tier_label`
-                            (last seen on an alert), `first_seen_at`
-- `br:tenants`              zset: every known tenant, scored by first seen
-- `br:watchdog`             string: when the Watchdog alert last arrived
-- `br:sweep:lock`           string: which process runs the breaker sweep now
+"""Tenant and platform scopes: snapshots, compare-and-set commits, the tenant
+index, the isolation slots of the blast-radius guard, and the Watchdog heartbeat.
 
 Every change to a scope goes through `COMMIT_SCOPE`, a compare-and-set on the
 scope's version: the domain code computes the new state from what it read, and the
@@ -28,22 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
 from receiver.breaker import Breaker, State, Transition
+from receiver.store import keys as k
 
 log = logging.getLogger(__name__)
-
-PREFIX = "br"
-TENANTS_KEY = f"{PREFIX}:tenants"
-WATCHDOG_KEY = f"{PREFIX}:watchdog"
-SWEEP_LOCK_KEY = f"{PREFIX}:sweep:lock"
-
-
-def scope_key(scope: str, name: str) -> str:
-    return f"{PREFIX}:{{{scope}}}:{name}"
-
 
 # KEYS[1] state hash, KEYS[2] transitions list, KEYS[3] seen zset,
 # KEYS[4] alerts hash, KEYS[5] tenant hash
@@ -149,7 +125,7 @@ def transition_from_json(text: str) -> Transition:
 
 
 class Store:
-    """Typed access to the keys above; Redis errors propagate as `redis.RedisError`."""
+    """Typed access to scope keys (see `keys`); Redis errors propagate as `redis.RedisError`."""
 
     def __init__(self, client: redis.Redis, *, log_cap: int, seen_ttl_s: float) -> None:
         self.client = client
@@ -166,11 +142,11 @@ class Store:
         pipe = self.client.pipeline(transaction=False)
         order = list(scopes)
         for scope in order:
-            pipe.hgetall(scope_key(scope, "state"))
-            pipe.hgetall(scope_key(scope, "tenant"))
+            pipe.hgetall(k.scope_key(scope, "state"))
+            pipe.hgetall(k.scope_key(scope, "tenant"))
             keys = list(scopes[scope])
             if keys:
-                pipe.zmscore(scope_key(scope, "seen"), keys)
+                pipe.zmscore(k.scope_key(scope, "seen"), keys)
         replies = iter(pipe.execute())
         snapshots: dict[str, Snapshot] = {}
         for scope in order:
@@ -218,41 +194,38 @@ class Store:
             args.append(len(change.alerts))
             for fingerprint, body in change.alerts.items():
                 args += [fingerprint, body]
-            keys = [
-                scope_key(scope, name)
-                for name in ("state", "transitions", "seen", "alerts", "tenant")
-            ]
-            self._commit(keys=keys, args=args, client=pipe)
+            names = ("state", "transitions", "seen", "alerts", "tenant")
+            self._commit(keys=[k.scope_key(scope, n) for n in names], args=args, client=pipe)
         known = list(known)
         if known:
-            pipe.zadd(TENANTS_KEY, {tenant: now for tenant in known}, nx=True)
+            pipe.zadd(k.TENANTS, {tenant: now for tenant in known}, nx=True)
         replies = pipe.execute()
         return [int(reply) for reply in replies[: len(changes)]]
 
     def transitions(self, scope: str, limit: int) -> list[Transition]:
-        raw: list[str] = self.client.lrange(scope_key(scope, "transitions"), 0, limit - 1)  # type: ignore[assignment]
+        raw: list[str] = self.client.lrange(k.scope_key(scope, "transitions"), 0, limit - 1)  # type: ignore[assignment]
         return [transition_from_json(text) for text in raw]
 
     def alerts(self, scope: str) -> dict[str, dict[str, Any]]:
-        raw: dict[str, str] = self.client.hgetall(scope_key(scope, "alerts"))  # type: ignore[assignment]
+        raw: dict[str, str] = self.client.hgetall(k.scope_key(scope, "alerts"))  # type: ignore[assignment]
         return {fingerprint: json.loads(body) for fingerprint, body in raw.items()}
 
     def add_known(self, tenant_ids: Iterable[str], now: float) -> None:
         mapping = {tenant: now for tenant in tenant_ids}
         if mapping:
-            self.client.zadd(TENANTS_KEY, mapping, nx=True)
+            self.client.zadd(k.TENANTS, mapping, nx=True)
 
     def known_tenants(self, offset: int, count: int) -> tuple[list[str], int]:
         pipe = self.client.pipeline(transaction=False)
-        pipe.zrange(TENANTS_KEY, offset, offset + count - 1)
-        pipe.zcard(TENANTS_KEY)
+        pipe.zrange(k.TENANTS, offset, offset + count - 1)
+        pipe.zcard(k.TENANTS)
         ids, total = pipe.execute()
         return list(ids), int(total)
 
     def iter_known_tenants(self, batch: int = 500) -> Iterable[list[str]]:
         offset = 0
         while True:
-            ids: list[str] = self.client.zrange(TENANTS_KEY, offset, offset + batch - 1)  # type: ignore[assignment]
+            ids: list[str] = self.client.zrange(k.TENANTS, offset, offset + batch - 1)  # type: ignore[assignment]
             if not ids:
                 return
             yield list(ids)
@@ -261,43 +234,16 @@ class Store:
     def set_tier(self, tenant_id: str, tier: str, now: float) -> None:
         """One command (atomic by itself), then index the tenant."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.hset(scope_key(tenant_id, "tenant"), mapping={"tier": tier})
-        pipe.zadd(TENANTS_KEY, {tenant_id: now}, nx=True)
+        pipe.hset(k.scope_key(tenant_id, "tenant"), mapping={"tier": tier})
+        pipe.zadd(k.TENANTS, {tenant_id: now}, nx=True)
         pipe.execute()
 
     def record_watchdog(self, now: float) -> None:
-        self.client.set(WATCHDOG_KEY, repr(now))
+        self.client.set(k.WATCHDOG, repr(now))
 
     def watchdog_last_seen(self) -> float | None:
-        value = self.client.get(WATCHDOG_KEY)
+        value = self.client.get(k.WATCHDOG)
         return float(value) if value else None
 
     def try_sweep_lock(self, owner: str, ttl_s: float) -> bool:
-        return bool(self.client.set(SWEEP_LOCK_KEY, owner, nx=True, px=int(ttl_s * 1000)))
-
-
-def connect(url: str | None, timeout_s: float) -> tuple[redis.Redis, bool]:
-    """Our Redis client: decoded strings, bounded timeouts, one pool per process.
-
-    Without a URL, an embedded in-memory Redis (fakeredis with Lua); the second
-    value says whether that happened."""
-    if url:
-        client = redis.Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            health_check_interval=15,
-            # Two quick retries ride out a failover; then the caller answers 503
-            # and Alertmanager retries later, instead of a webhook hanging for seconds.
-            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
-        )
-        return client, False
-    try:
-        import fakeredis
-    except ImportError:
-        raise RuntimeError(
-            "REDIS_URL is not set and the embedded store is not installed: "
-            "set REDIS_URL or install blast-radius[embedded]"
-        ) from None
-    return fakeredis.FakeRedis(decode_responses=True), True
+        return bool(self.client.set(k.SWEEP_LOCK, owner, nx=True, px=int(ttl_s * 1000)))

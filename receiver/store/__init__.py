@@ -1,0 +1,8 @@
+"""Redis: the client, the keys (see `keys`), and the atomic scripts that change them."""
+
+from __future__ import annotations
+
+from receiver.store.client import connect
+from receiver.store.scopes import Change, Snapshot, Store
+
+__all__ = ["Change", "Snapshot", "Store", "connect"]

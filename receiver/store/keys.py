@@ -1,0 +1,50 @@
+"""Every Redis key blast-radius uses, built here and nowhere else.
+
+All keys start with `br:` and carry a hash tag, so related keys share a cluster slot.
+A *scope* is a tenant id, or `_platform` for alerts that name no tenant; ids that
+start with `_` are not valid tenant ids, so the tags below cannot collide with one.
+
+Per scope (`br:{<scope>}:...`):
+- `state`        hash: `version` and the breaker's fields
+- `transitions`  list: breaker transitions as JSON, newest first, capped
+- `seen`         zset: delivery keys of alert states already applied, scored by expiry
+- `alerts`       hash: fingerprint -> the alert's latest state as JSON
+- `tenant`       hash: `tier` (set through the API), `tier_label` (last seen on an
+                 alert), `first_seen_at`
+
+Global (`br:{_global}:...`):
+- `tenants`      zset: every known tenant (registry and seen), scored by first seen
+- `isolated`     set: tenants holding an isolation slot (breaker open, half open or
+                 forced open); the blast-radius guard caps its size
+- `watchdog`     string: when the Watchdog alert last arrived
+- `sweep-lock`   string: which process runs the periodic sweep now
+
+Incidents (`br:{_incidents}:...`):
+- `state`        hash: `version`, current open incident per scope, per-day id counters
+- `incident:<id>` string: one incident as JSON
+- `created`      zset: incident id scored by creation time (listing, newest first)
+- `resolved`     zset: resolved incident id scored by resolution time (retention)
+"""
+
+from __future__ import annotations
+
+PREFIX = "br"
+GLOBAL_TAG = "_global"
+INCIDENTS_TAG = "_incidents"
+
+TENANTS = f"{PREFIX}:{{{GLOBAL_TAG}}}:tenants"
+ISOLATED = f"{PREFIX}:{{{GLOBAL_TAG}}}:isolated"
+WATCHDOG = f"{PREFIX}:{{{GLOBAL_TAG}}}:watchdog"
+SWEEP_LOCK = f"{PREFIX}:{{{GLOBAL_TAG}}}:sweep-lock"
+
+INCIDENTS_STATE = f"{PREFIX}:{{{INCIDENTS_TAG}}}:state"
+INCIDENTS_CREATED = f"{PREFIX}:{{{INCIDENTS_TAG}}}:created"
+INCIDENTS_RESOLVED = f"{PREFIX}:{{{INCIDENTS_TAG}}}:resolved"
+
+
+def scope_key(scope: str, name: str) -> str:
+    return f"{PREFIX}:{{{scope}}}:{name}"
+
+
+def incident_key(incident_id: str) -> str:
+    return f"{PREFIX}:{{{INCIDENTS_TAG}}}:incident:{incident_id}"
