@@ -12,6 +12,7 @@ from receiver import api, errors
 from receiver.config import ConfigError, Settings, load_settings
 from receiver.deps import EXTENSION, Services
 from receiver.store import Store, connect
+from receiver.store.incidents import IncidentStore
 from receiver.sweeper import Sweeper
 from receiver.tenants import RegistryError, load_registry
 
@@ -45,12 +46,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     store = Store(
         client, log_cap=settings.breaker.transition_log_cap, seen_ttl_s=settings.idempotency_ttl_s
     )
+    incidents = IncidentStore(client, seen_ttl_s=settings.idempotency_ttl_s)
     clock = config.get("CLOCK", time.time)
 
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions[EXTENSION] = Services(settings, store, registry, clock, embedded)
+    app.extensions[EXTENSION] = Services(settings, store, incidents, registry, clock, embedded)
     errors.register(app)
     api.register(app)
 
@@ -60,7 +62,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         except Exception as exc:  # Redis may come up after us; tenants are indexed on use too.
             log.warning("could not index registry tenants yet: %s", exc.__class__.__name__)
     if config.get("SWEEPER", True):
-        sweeper = Sweeper(store, settings.breaker, clock, settings.sweep_interval_s)
+        sweeper = Sweeper(app.extensions[EXTENSION])
         sweeper.start()
         app.extensions["blast_radius_sweeper"] = sweeper
     return app

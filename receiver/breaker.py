@@ -112,14 +112,30 @@ def tick(breaker: Breaker, now: float, settings: BreakerSettings) -> Step:
     return breaker, transitions
 
 
-def on_firing(breaker: Breaker, fingerprint: str, now: float, settings: BreakerSettings) -> Step:
-    """A new firing notification of one of the tenant's isolation alerts."""
+def would_trip(breaker: Breaker, settings: BreakerSettings) -> bool:
+    """Whether one more firing notification would open this closed breaker."""
+    return breaker.state is State.CLOSED and breaker.failure_count + 1 >= settings.failure_threshold
+
+
+def on_firing(
+    breaker: Breaker,
+    fingerprint: str,
+    now: float,
+    settings: BreakerSettings,
+    hold: str | None = None,
+) -> Step:
+    """A new firing notification of one of the tenant's isolation alerts.
+
+    `hold` is why a trip must not happen now (the blast-radius guard): the breaker
+    stays closed and the would-be transition is logged as suppressed."""
     breaker = replace(breaker, firing=breaker.firing | {fingerprint})
     if breaker.state is State.CLOSED:
         breaker = replace(breaker, failure_count=breaker.failure_count + 1)
-        if breaker.failure_count >= settings.failure_threshold:
-            return _open(breaker, now, f"isolation alert {fingerprint} firing")
-        return breaker, []
+        if breaker.failure_count < settings.failure_threshold:
+            return breaker, []
+        if hold is not None:
+            return breaker, [Transition(State.CLOSED, State.OPEN, now, hold, suppressed=True)]
+        return _open(breaker, now, f"isolation alert {fingerprint} firing")
     if breaker.state is State.HALF_OPEN:
         return _open(breaker, now, f"isolation alert {fingerprint} firing during probation")
     if breaker.state is State.DISABLED:
@@ -163,6 +179,10 @@ def apply_action(breaker: Breaker, action: Action, now: float, reason: str) -> S
         firing=breaker.firing,
     )
     return moved, [Transition(breaker.state, target, now, reason)]
+
+
+ISOLATING = frozenset({State.OPEN, State.HALF_OPEN, State.FORCED_OPEN})
+"""States that hold one of the blast-radius guard's isolation slots."""
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,14 @@ class BreakerSettings:
 
 
 @dataclass(frozen=True)
+class IncidentSettings:
+    correlation_window_s: float = 300.0
+    quiet_period_s: float = 0.0
+    alert_timeout_s: float = 24 * 3600.0
+    retention_s: float = 90 * 86400.0
+
+
+@dataclass(frozen=True)
 class Settings:
     webhook_token: str
     api_token: str
@@ -44,6 +52,8 @@ class Settings:
     redis_url: str | None = None
     tenants_file: str | None = None
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
+    incidents: IncidentSettings = field(default_factory=IncidentSettings)
+    max_isolated_percent: float = 20.0
     max_body_bytes: int = 10 * 1024 * 1024
     idempotency_ttl_s: float = 24 * 3600.0
     sweep_interval_s: float = 5.0
@@ -72,6 +82,13 @@ def _positive(cast: Callable[[str], T]) -> Callable[[str], T]:
         return value
 
     return parse
+
+
+def _non_negative(raw: str) -> float:
+    value = float(raw)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
 
 
 def _percent(raw: str) -> float:
@@ -118,6 +135,12 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     )
     if breaker.max_open_timeout_s < breaker.open_timeout_s:
         raise ConfigError("BREAKER_MAX_OPEN_TIMEOUT_S must not be less than BREAKER_OPEN_TIMEOUT_S")
+    incidents = IncidentSettings(
+        correlation_window_s=_parse(env, "INCIDENT_CORRELATION_WINDOW_S", _positive(float), 300.0),
+        quiet_period_s=_parse(env, "INCIDENT_QUIET_PERIOD_S", _non_negative, 0.0),
+        alert_timeout_s=_parse(env, "INCIDENT_ALERT_TIMEOUT_S", _positive(float), 86400.0),
+        retention_s=_parse(env, "INCIDENT_RETENTION_S", _positive(float), 90 * 86400.0),
+    )
     values: dict[str, Any] = {
         "webhook_token": _token(env, "RECEIVER_WEBHOOK_TOKEN"),
         "api_token": _token(env, "RECEIVER_API_TOKEN"),
@@ -125,6 +148,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         "redis_url": env.get("REDIS_URL") or None,
         "tenants_file": env.get("TENANTS_FILE") or None,
         "breaker": breaker,
+        "incidents": incidents,
+        "max_isolated_percent": _parse(env, "GUARD_MAX_ISOLATED_PERCENT", _percent, 20.0),
         "max_body_bytes": _parse(env, "RECEIVER_MAX_BODY_BYTES", _positive(int), 10 * 1024 * 1024),
         "idempotency_ttl_s": _parse(env, "RECEIVER_IDEMPOTENCY_TTL_S", _positive(float), 86400.0),
         "sweep_interval_s": _parse(env, "RECEIVER_SWEEP_INTERVAL_S", _positive(float), 5.0),

@@ -1,4 +1,4 @@
-"""What the app builds once and views reach: settings, store, registry, clock."""
+"""What the app builds once and views reach: settings, stores, registry, clock."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from flask import current_app
 
 from receiver.config import Settings
 from receiver.store import Store
+from receiver.store.incidents import IncidentStore
 from receiver.tenants import Tier
 
 EXTENSION = "blast_radius"
@@ -18,6 +19,7 @@ EXTENSION = "blast_radius"
 class Services:
     settings: Settings
     store: Store
+    incidents: IncidentStore
     registry: dict[str, Tier]
     clock: Callable[[], float]
     embedded: bool

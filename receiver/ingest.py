@@ -17,9 +17,10 @@ from typing import Any
 
 from receiver import breaker as policy
 from receiver.alerts import PLATFORM_SCOPE, Alert, Kind, Notification
-from receiver.config import BreakerSettings
+from receiver.config import BreakerSettings, Settings
 from receiver.store import Change, Snapshot, Store
-from receiver.tenants import is_valid_tenant_id
+from receiver.store.scopes import Slot
+from receiver.tenants import Tier, is_valid_tenant_id, resolve_tier
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,25 @@ class IngestResult:
     rejected: list[dict[str, str]] = field(default_factory=list)
     transitions: list[TransitionEvent] = field(default_factory=list)
     watchdog: bool = False
+    partial: bool = False
+    """Alertmanager truncated the payload: some alerts never reached us."""
+    alerts: list[tuple[str, Alert]] = field(default_factory=list)
+    """Every valid alert with its scope, duplicates included."""
+    fresh: set[str] = field(default_factory=set)
+    """Delivery keys applied for the first time."""
+    group_key: str = ""
+    tiers: dict[str, Tier] = field(default_factory=dict)
+    held: dict[str, str] = field(default_factory=dict)
+    """Tenants whose trip the blast-radius guard held back, with the reason."""
+
+
+@dataclass
+class ScopeOutcome:
+    duplicates: int = 0
+    applied: list[Alert] = field(default_factory=list)
+    events: list[TransitionEvent] = field(default_factory=list)
+    tier: Tier | None = None
+    held: str | None = None
 
 
 Compute = Callable[[Snapshot], tuple[Change | None, Any]]
@@ -69,8 +89,10 @@ def commit_scopes(
     """Read, compute and commit each scope, re-reading the ones that moved.
 
     `compute` returns the change to write (or None) and a result to hand back; a
-    result counts only from the attempt whose commit won."""
+    result counts only from the attempt whose commit won. Afterwards each tenant's
+    isolation slot is held or freed to match the breaker it ended with."""
     results: dict[str, Any] = {}
+    final: dict[str, bool] = {}
     pending = dict(scopes)
     known = list(known)
     for attempt_no in range(MAX_ATTEMPTS):
@@ -85,6 +107,7 @@ def commit_scopes(
             attempt[scope] = result
             if change is None:
                 results[scope] = result
+                final[scope] = snapshot.breaker.state in policy.ISOLATING
             else:
                 changes.append(change)
         versions = store.commit(changes, now, known) if changes or known else []
@@ -93,9 +116,14 @@ def commit_scopes(
         for change, version in zip(changes, versions, strict=True):
             if version:
                 results[change.scope] = attempt[change.scope]
+                if change.breaker is not None:
+                    final[change.scope] = change.breaker.state in policy.ISOLATING
             else:
                 retry[change.scope] = pending[change.scope]
         if not retry:
+            final.pop(PLATFORM_SCOPE, None)
+            if final:
+                store.sync_isolated(final)
             return results
         pending = retry
     raise CommitConflict(f"scopes still contended after {MAX_ATTEMPTS} attempts: {sorted(pending)}")
@@ -118,14 +146,20 @@ def _alert_record(alert: Alert, notification: Notification, now: float) -> str:
 
 
 def ingest(
-    notification: Notification, store: Store, settings: BreakerSettings, now: float
+    notification: Notification,
+    store: Store,
+    settings: Settings,
+    registry: Mapping[str, Tier],
+    now: float,
 ) -> IngestResult:
     """Apply one webhook delivery. Repeated deliveries of an alert state change nothing."""
-    result = IngestResult()
+    result = IngestResult(
+        partial=notification.truncated_alerts > 0, group_key=notification.group_key
+    )
+    breaker_settings = settings.breaker
     by_scope: dict[str, list[Alert]] = {}
     for alert in notification.alerts:
-        kind = alert.kind
-        if kind is Kind.WATCHDOG:
+        if alert.kind is Kind.WATCHDOG:
             result.watchdog = True
         tenant_id = alert.tenant_id
         if tenant_id is not None and not is_valid_tenant_id(tenant_id):
@@ -138,46 +172,82 @@ def ingest(
         log.warning("rejected %d alerts with invalid tenant_id", len(result.rejected))
     if result.watchdog:
         store.record_watchdog(now)
+    slots: dict[str, Slot] = {}
 
-    def compute(snapshot: Snapshot) -> tuple[Change | None, tuple[int, int, list[TransitionEvent]]]:
+    def hold(scope: str) -> str | None:
+        """Ask the blast-radius guard for an isolation slot; the reason if refused."""
+        if scope not in slots:
+            slots[scope] = store.acquire_isolation(scope, settings.max_isolated_percent, now)
+        slot = slots[scope]
+        if slot.granted:
+            return None
+        return (
+            f"blast-radius guard: {slot.isolated} of {slot.known} known tenants already "
+            f"isolated (cap {slot.cap}, {settings.max_isolated_percent:g}%)"
+        )
+
+    def compute(snapshot: Snapshot) -> tuple[Change | None, ScopeOutcome]:
         scope = snapshot.scope
-        breaker, made = policy.tick(snapshot.breaker, now, settings)
+        breaker, made = policy.tick(snapshot.breaker, now, breaker_settings)
         change = Change(scope=scope, expected_version=snapshot.version)
-        accepted = duplicates = 0
+        outcome = ScopeOutcome()
         for alert in by_scope[scope]:
             key = alert.delivery_key()
             if key in snapshot.seen or key in change.delivery_keys:
-                duplicates += 1
+                outcome.duplicates += 1
                 continue
-            accepted += 1
+            outcome.applied.append(alert)
             change.delivery_keys.append(key)
             change.alerts[alert.fingerprint] = _alert_record(alert, notification, now)
             change.tier_label = alert.labels.get("tier", "") or change.tier_label
-            if alert.kind is Kind.ISOLATE:
-                event = policy.on_firing if alert.firing else policy.on_resolved
-                breaker, step = event(breaker, alert.fingerprint, now, settings)
-                made += step
+            if alert.kind is not Kind.ISOLATE:
+                continue
+            if not alert.firing:
+                breaker, step = policy.on_resolved(
+                    breaker, alert.fingerprint, now, breaker_settings
+                )
+            else:
+                reason = hold(scope) if policy.would_trip(breaker, breaker_settings) else None
+                breaker, step = policy.on_firing(
+                    breaker, alert.fingerprint, now, breaker_settings, hold=reason
+                )
+                if reason is not None:
+                    outcome.held = reason
+            made += step
+        outcome.events = [TransitionEvent(scope, t) for t in made]
+        if scope != PLATFORM_SCOPE:
+            outcome.tier = resolve_tier(
+                snapshot.tier_override,
+                registry.get(scope),
+                change.tier_label or snapshot.tier_label,
+            ).tier
         if not change.delivery_keys and not made:
-            return None, (accepted, duplicates, [])
+            return None, outcome
         if scope != PLATFORM_SCOPE:
             change.breaker = breaker
         change.transitions = made
-        events = [TransitionEvent(scope, t) for t in made]
-        return change, (accepted, duplicates, events)
+        return change, outcome
 
     tenants = [scope for scope in by_scope if scope != PLATFORM_SCOPE]
     scopes = {scope: [a.delivery_key() for a in alerts] for scope, alerts in by_scope.items()}
-    outcomes = commit_scopes(store, scopes, compute, now, known=tenants)
-    for accepted, duplicates, events in outcomes.values():
-        result.accepted += accepted
-        result.duplicates += duplicates
-        result.transitions += events
+    outcomes: dict[str, ScopeOutcome] = commit_scopes(store, scopes, compute, now, known=tenants)
+    for scope, outcome in outcomes.items():
+        result.accepted += len(outcome.applied)
+        result.duplicates += outcome.duplicates
+        result.transitions += outcome.events
+        result.fresh.update(alert.delivery_key() for alert in outcome.applied)
+        if outcome.tier is not None:
+            result.tiers[scope] = outcome.tier
+        if outcome.held is not None:
+            result.held[scope] = outcome.held
+    result.alerts = [(scope, alert) for scope, alerts in by_scope.items() for alert in alerts]
     for event in result.transitions:
         t = event.transition
         log.info(
-            "breaker %s -> %s (%s)",
+            "breaker %s -> %s%s (%s)",
             t.from_state.value,
             t.to_state.value,
+            " suppressed" if t.suppressed else "",
             t.reason,
             extra={"tenant_id": event.tenant_id},
         )

@@ -133,3 +133,76 @@ class TenantOut(Schema):
     tier = fields.String(dump_only=True)
     tier_source = fields.String(dump_only=True)
     breaker = fields.Nested(BreakerOut, dump_only=True)
+
+
+class Moment(fields.Field[float]):
+    """A point in time as epoch seconds or RFC 3339, loaded as epoch seconds."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+        try:
+            moment = to_epoch(str(value))
+        except ValueError:
+            moment = None
+        if moment is None:
+            raise ValidationError("Expected epoch seconds or an RFC 3339 time.")
+        return moment
+
+
+class IncidentQuery(PageSchema):
+    status = fields.String(
+        load_default=None, validate=validate.OneOf(["open", "acknowledged", "resolved"])
+    )
+    priority = fields.String(load_default=None, validate=validate.OneOf(["P0", "P1", "P2"]))
+    scope = fields.String(load_default=None, validate=validate.OneOf(["tenant", "platform"]))
+    tenant_id = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
+    since = Moment(load_default=0.0)
+
+
+class StatsQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    since = Moment(load_default=0.0)
+    until = Moment(load_default=None)
+
+
+class ByWhomSchema(Schema):
+    by = fields.String(load_default="operator", validate=validate.Length(min=1, max=200))
+    reason = fields.String(load_default=None, validate=validate.Length(max=2000))
+
+
+class NoteSchema(Schema):
+    text = fields.String(required=True, validate=validate.Length(min=1, max=10_000))
+    author = fields.String(load_default=None, validate=validate.Length(max=200))
+
+
+class FalsePositiveSchema(Schema):
+    false_positive = fields.Boolean(load_default=True)
+    reason = fields.String(load_default=None, validate=validate.Length(max=2000))
+
+
+class ActionItemSchema(Schema):
+    title = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    owner = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    due = fields.Date(load_default=None)
+
+
+class PostmortemSchema(Schema):
+    root_cause = fields.String(load_default=None, validate=validate.Length(max=10_000))
+    five_whys = fields.List(
+        fields.String(validate=validate.Length(max=2000)),
+        load_default=None,
+        validate=validate.Length(max=5),
+    )
+    action_items = fields.List(
+        fields.Nested(ActionItemSchema), load_default=None, validate=validate.Length(max=100)
+    )
+    lessons = fields.List(
+        fields.String(validate=validate.Length(max=2000)),
+        load_default=None,
+        validate=validate.Length(max=50),
+    )

@@ -6,20 +6,21 @@ import itertools
 from concurrent.futures import ThreadPoolExecutor
 
 from receiver.breaker import Action, State
-from receiver.config import BreakerSettings
+from receiver.config import BreakerSettings, Settings
 from receiver.ingest import act, ingest
 from receiver.schemas import NotificationSchema
 from receiver.store import Store
 from tests.conftest import T0, isolate_alert
 
 S = BreakerSettings()
+FULL = Settings("w" * 16, "a" * 16, "d" * 16, breaker=S, max_isolated_percent=100)
 
 
 def test_racing_threads_open_once(store: Store) -> None:
     """32 threads deliver the same firing alert: one accepted, one open transition."""
     notification = NotificationSchema().load(isolate_alert("acme"))
     with ThreadPoolExecutor(max_workers=16) as pool:
-        results = list(pool.map(lambda _: ingest(notification, store, S, T0), range(32)))
+        results = list(pool.map(lambda _: ingest(notification, store, FULL, {}, T0), range(32)))
     assert sum(r.accepted for r in results) == 1
     assert sum(r.duplicates for r in results) == 31
     assert sum(len(r.transitions) for r in results) == 1
@@ -34,7 +35,7 @@ def test_racing_operator_and_alerts_keep_a_consistent_log(store: Store) -> None:
             act(store, "acme", Action.FORCE_OPEN if i % 2 else Action.FORCE_CLOSE, "op", S, T0)
         else:
             body = isolate_alert("acme", starts_at=f"2027-01-15T08:{i % 60:02d}:00Z")
-            ingest(NotificationSchema().load(body), store, S, T0)
+            ingest(NotificationSchema().load(body), store, FULL, {}, T0)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(work, range(60)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import redis
@@ -88,3 +89,36 @@ def test_operator_and_admission_over_http(receiver: Receiver) -> None:
     assert admission["allow"] is False and admission["state"] == "forced_open"
     ready = requests.get(f"{receiver.url}/readyz", timeout=5)
     assert ready.status_code == 200 and ready.json()["detail"]["redis"] == "ok"
+
+
+def test_workers_correlate_into_one_incident(
+    redis_server: RedisServer, real_redis: redis.Redis, tmp_path: Path
+) -> None:
+    """Eight tenants failing at once, each posted to whichever worker: one incident, P0."""
+    registry = tmp_path / "tenants.yml"
+    registry.write_text(
+        "tenants:\n" + "".join(f"  t{i:02d}: {{tier: silver}}\n" for i in range(50))
+    )
+    env = {**TOKENS_ENV, "REDIS_URL": redis_server.url, "TENANTS_FILE": str(registry)}
+    server = Receiver(env, workers=4).start()
+    try:
+        url = f"{server.url}/webhook/alertmanager"
+        bodies = [isolate_alert(f"t{i:02d}") for i in range(8)] * 3
+
+        def deliver(body: dict) -> None:  # type: ignore[type-arg]
+            response = requests.post(url, json=body, headers=WEBHOOK, timeout=10)
+            assert response.status_code == 200, response.text
+
+        with ThreadPoolExecutor(max_workers=24) as pool:
+            list(pool.map(deliver, bodies))
+        listed = requests.get(f"{server.url}/api/v1/incidents", headers=READER, timeout=5).json()
+        assert listed["total"] == 1
+        incident = listed["items"][0]
+        assert len(incident["tenants"]) == 8 and incident["priority"] == "P1"
+        full = requests.get(
+            f"{server.url}/api/v1/incidents/{incident['id']}", headers=READER, timeout=5
+        ).json()
+        kinds = [e["kind"] for e in full["timeline"]]
+        assert kinds.count("tenant_joined") == 8 and kinds.count("alert_firing") == 8
+    finally:
+        server.stop()

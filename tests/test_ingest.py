@@ -6,13 +6,14 @@ import pytest
 
 from receiver.alerts import PLATFORM_SCOPE
 from receiver.breaker import Action, State
-from receiver.config import BreakerSettings
+from receiver.config import BreakerSettings, Settings
 from receiver.ingest import act, ingest, sweep
 from receiver.schemas import NotificationSchema
 from receiver.store import Store
 from tests.conftest import T0, isolate_alert, payload
 
 S = BreakerSettings()
+FULL = Settings("w" * 16, "a" * 16, "d" * 16, breaker=S, max_isolated_percent=100)
 load = NotificationSchema().load
 
 
@@ -22,7 +23,7 @@ def state(store: Store, tenant: str) -> State:
 
 def test_firing_isolation_alert_opens_the_breaker(store: Store) -> None:
     """One firing TenantErrorRateHigh opens that tenant's breaker and nobody else's."""
-    result = ingest(load(isolate_alert("acme")), store, S, T0)
+    result = ingest(load(isolate_alert("acme")), store, FULL, {}, T0)
     assert (result.accepted, result.duplicates) == (1, 0)
     assert [(e.tenant_id, e.transition.to_state) for e in result.transitions] == [
         ("acme", State.OPEN)
@@ -34,8 +35,8 @@ def test_firing_isolation_alert_opens_the_breaker(store: Store) -> None:
 def test_repeated_delivery_changes_nothing(store: Store) -> None:
     """The same alert state delivered again is a duplicate: no count, no transition."""
     body = load(isolate_alert("acme"))
-    ingest(body, store, S, T0)
-    again = ingest(body, store, S, T0 + 1)
+    ingest(body, store, FULL, {}, T0)
+    again = ingest(body, store, FULL, {}, T0 + 1)
     assert (again.accepted, again.duplicates, again.transitions) == (0, 1, [])
     assert len(store.transitions("acme", 10)) == 1
 
@@ -43,9 +44,9 @@ def test_repeated_delivery_changes_nothing(store: Store) -> None:
 def test_duplicate_firing_while_half_open_does_not_reopen(store: Store) -> None:
     """An HA peer's late copy of the original firing alert must not re-isolate a probing tenant."""
     body = load(isolate_alert("acme"))
-    ingest(body, store, S, T0)
-    ingest(load(isolate_alert("acme", status="resolved")), store, S, T0 + 30)
-    result = ingest(body, store, S, T0 + 61)
+    ingest(body, store, FULL, {}, T0)
+    ingest(load(isolate_alert("acme", status="resolved")), store, FULL, {}, T0 + 30)
+    result = ingest(body, store, FULL, {}, T0 + 61)
     assert result.duplicates == 1
     assert [e.transition.to_state for e in result.transitions] == [State.HALF_OPEN]
     assert state(store, "acme") is State.HALF_OPEN
@@ -53,10 +54,10 @@ def test_duplicate_firing_while_half_open_does_not_reopen(store: Store) -> None:
 
 def test_new_firing_while_half_open_reopens(store: Store) -> None:
     """A fresh firing (new startsAt) during probation isolates again."""
-    ingest(load(isolate_alert("acme")), store, S, T0)
-    ingest(load(isolate_alert("acme", status="resolved")), store, S, T0 + 30)
+    ingest(load(isolate_alert("acme")), store, FULL, {}, T0)
+    ingest(load(isolate_alert("acme", status="resolved")), store, FULL, {}, T0 + 30)
     result = ingest(
-        load(isolate_alert("acme", starts_at="2027-01-15T08:01:05Z")), store, S, T0 + 65
+        load(isolate_alert("acme", starts_at="2027-01-15T08:01:05Z")), store, FULL, {}, T0 + 65
     )
     assert [e.transition.to_state for e in result.transitions] == [State.HALF_OPEN, State.OPEN]
     snapshot = store.read({"acme": []}, T0)["acme"]
@@ -65,8 +66,8 @@ def test_new_firing_while_half_open_reopens(store: Store) -> None:
 
 def test_full_cycle_is_recorded_in_order(store: Store) -> None:
     """open -> half_open -> closed lands in the capped log, newest first."""
-    ingest(load(isolate_alert("acme")), store, S, T0)
-    ingest(load(isolate_alert("acme", status="resolved")), store, S, T0 + 20)
+    ingest(load(isolate_alert("acme")), store, FULL, {}, T0)
+    ingest(load(isolate_alert("acme", status="resolved")), store, FULL, {}, T0 + 20)
     assert sweep(store, S, T0 + 60) and state(store, "acme") is State.HALF_OPEN
     assert sweep(store, S, T0 + 120) and state(store, "acme") is State.CLOSED
     assert [(t.from_state, t.to_state) for t in store.transitions("acme", 10)] == [
@@ -78,14 +79,14 @@ def test_full_cycle_is_recorded_in_order(store: Store) -> None:
 
 def test_sweep_records_each_due_transition_once(store: Store) -> None:
     """A second sweep at the same time finds nothing to do."""
-    ingest(load(isolate_alert("acme")), store, S, T0)
+    ingest(load(isolate_alert("acme")), store, FULL, {}, T0)
     assert len(sweep(store, S, T0 + 61)) == 1
     assert sweep(store, S, T0 + 61) == []
 
 
 def test_alerts_without_tenant_are_stored_not_isolating(store: Store) -> None:
     """Watchdog and platform alerts are kept and acknowledged; no breaker moves."""
-    result = ingest(load(payload("watchdog-firing.json")), store, S, T0)
+    result = ingest(load(payload("watchdog-firing.json")), store, FULL, {}, T0)
     assert result.watchdog and result.accepted == 1 and result.transitions == []
     assert store.watchdog_last_seen() == T0
     assert "448881ef475b9b26" in store.alerts(PLATFORM_SCOPE)
@@ -96,7 +97,7 @@ def test_tenant_alert_without_isolate_action_does_not_trip(store: Store) -> None
     """A paging alert naming a tenant is stored on the tenant but does not isolate it."""
     body = isolate_alert("acme")
     body["alerts"][0]["labels"]["action"] = "page"
-    result = ingest(load(body), store, S, T0)
+    result = ingest(load(body), store, FULL, {}, T0)
     assert result.accepted == 1 and result.transitions == []
     assert state(store, "acme") is State.CLOSED
     assert "fp-acme" in store.alerts("acme")
@@ -104,9 +105,9 @@ def test_tenant_alert_without_isolate_action_does_not_trip(store: Store) -> None
 
 def test_grouped_payload_isolates_each_tenant(store: Store) -> None:
     """The captured grouped payload (truncated) isolates the two tenants it carries."""
-    result = ingest(load(payload("grouped-truncated-firing.json")), store, S, T0)
+    result = ingest(load(payload("grouped-truncated-firing.json")), store, FULL, {}, T0)
     assert sorted(e.tenant_id for e in result.transitions) == ["t1", "t2"]
-    resolved = ingest(load(payload("grouped-truncated-resolved.json")), store, S, T0 + 30)
+    resolved = ingest(load(payload("grouped-truncated-resolved.json")), store, FULL, {}, T0 + 30)
     assert resolved.accepted == 2 and resolved.transitions == []
     assert state(store, "t1") is State.OPEN
 
@@ -118,7 +119,7 @@ def test_invalid_tenant_ids_are_rejected_per_alert(store: Store, tenant_id: str)
     bad = isolate_alert(tenant_id)["alerts"][0]
     bad["fingerprint"] = "fp-bad"
     body["alerts"].append(bad)
-    result = ingest(load(body), store, S, T0)
+    result = ingest(load(body), store, FULL, {}, T0)
     assert result.accepted == 1 and len(result.rejected) == 1
     assert all("{" + tenant_id + "}" not in key for key in store.client.keys("*"))
 
@@ -146,7 +147,7 @@ def test_idempotency_keys_expire(redis_client) -> None:  # type: ignore[no-untyp
     """After the idempotency TTL a delivery counts again, and old keys are pruned."""
     store = Store(redis_client, log_cap=10, seen_ttl_s=100)
     body = load(isolate_alert("acme", status="resolved"))
-    assert ingest(body, store, S, T0).accepted == 1
-    assert ingest(body, store, S, T0 + 50).duplicates == 1
-    assert ingest(body, store, S, T0 + 101).accepted == 1
+    assert ingest(body, store, FULL, {}, T0).accepted == 1
+    assert ingest(body, store, FULL, {}, T0 + 50).duplicates == 1
+    assert ingest(body, store, FULL, {}, T0 + 101).accepted == 1
     assert redis_client.zcard("br:{acme}:seen") == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from receiver.api import alerts, health, tenants, webhook
+from receiver.api import alerts, health, incidents, tenants, webhook
 
 
 def register(app: Flask) -> None:
@@ -12,3 +12,4 @@ def register(app: Flask) -> None:
     app.register_blueprint(webhook.bp)
     app.register_blueprint(tenants.bp)
     app.register_blueprint(alerts.bp)
+    app.register_blueprint(incidents.bp)

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, jsonify
 from receiver import breaker as policy
 from receiver.api.body import json_body, load, load_query
 from receiver.auth import Role, require
+from receiver.correlate import Signals, update
 from receiver.deps import Services, get_services, now
 from receiver.errors import ApiError
 from receiver.ingest import act
@@ -112,13 +113,16 @@ def breaker_action(tenant_id: str) -> Response:
     body = load(BreakerActionSchema(), json_body())
     action: policy.Action = body["action"]
     services = get_services()
-    events = act(
+    at = now()
+    reason = body["reason"] or f"operator: {action.value}"
+    events = act(services.store, tenant_id, action, reason, services.settings.breaker, at)
+    update(
+        services.incidents,
         services.store,
-        tenant_id,
-        action,
-        body["reason"] or f"operator: {action.value}",
-        services.settings.breaker,
-        now(),
+        services.settings,
+        services.registry,
+        Signals(transitions=events),
+        at,
     )
     return jsonify({"transitions": [e.as_dict() for e in events], "tenant": _tenant(tenant_id)})
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from flask import Blueprint, Response, jsonify
 
 from receiver.api.body import json_body, load
 from receiver.auth import Role, require
+from receiver.correlate import Signals, update
 from receiver.deps import get_services, now
 from receiver.ingest import ingest
 from receiver.schemas import NotificationSchema
@@ -19,7 +22,16 @@ _schema = NotificationSchema()
 def alertmanager() -> Response:
     notification = load(_schema, json_body())
     services = get_services()
-    result = ingest(notification, services.store, services.settings.breaker, now())
+    at = now()
+    result = ingest(notification, services.store, services.settings, services.registry, at)
+    notices = update(
+        services.incidents,
+        services.store,
+        services.settings,
+        services.registry,
+        Signals.of(result),
+        at,
+    )
     return jsonify(
         {
             "status": "ok",
@@ -28,5 +40,6 @@ def alertmanager() -> Response:
             "rejected": result.rejected,
             "truncated_alerts": notification.truncated_alerts,
             "transitions": [event.as_dict() for event in result.transitions],
+            "incidents": [asdict(notice) for notice in notices],
         }
     )

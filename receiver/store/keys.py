@@ -24,6 +24,8 @@ Incidents (`br:{_incidents}:...`):
 - `incident:<id>` string: one incident as JSON
 - `created`      zset: incident id scored by creation time (listing, newest first)
 - `resolved`     zset: resolved incident id scored by resolution time (retention)
+- `seen`         zset: delivery keys of alert states already applied to incidents,
+                 scored by expiry (a retried delivery is not applied twice)
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ SWEEP_LOCK = f"{PREFIX}:{{{GLOBAL_TAG}}}:sweep-lock"
 INCIDENTS_STATE = f"{PREFIX}:{{{INCIDENTS_TAG}}}:state"
 INCIDENTS_CREATED = f"{PREFIX}:{{{INCIDENTS_TAG}}}:created"
 INCIDENTS_RESOLVED = f"{PREFIX}:{{{INCIDENTS_TAG}}}:resolved"
+INCIDENTS_SEEN = f"{PREFIX}:{{{INCIDENTS_TAG}}}:seen"
 
 
 def scope_key(scope: str, name: str) -> str:

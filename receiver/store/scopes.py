@@ -124,6 +124,30 @@ def transition_from_json(text: str) -> Transition:
     )
 
 
+# KEYS[1] isolated set, KEYS[2] known tenants zset
+# ARGV[1] tenant, ARGV[2] max isolated percent, ARGV[3] now (indexes the tenant as known)
+# Returns {granted (1/0), isolated now, known tenants, cap}. A tenant already holding
+# a slot keeps it; otherwise it gets one only while fewer than the cap are held.
+ACQUIRE_ISOLATION = """
+redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[1])
+local known = redis.call('ZCARD', KEYS[2])
+local cap = math.max(1, math.floor(known * tonumber(ARGV[2]) / 100))
+local held = redis.call('SCARD', KEYS[1])
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return {1, held, known, cap} end
+if held >= cap then return {0, held, known, cap} end
+redis.call('SADD', KEYS[1], ARGV[1])
+return {1, held + 1, known, cap}
+"""
+
+
+@dataclass(frozen=True)
+class Slot:
+    granted: bool
+    isolated: int
+    known: int
+    cap: int
+
+
 class Store:
     """Typed access to scope keys (see `keys`); Redis errors propagate as `redis.RedisError`."""
 
@@ -132,6 +156,7 @@ class Store:
         self.log_cap = log_cap
         self.seen_ttl_s = seen_ttl_s
         self._commit = client.register_script(COMMIT_SCOPE)
+        self._acquire = client.register_script(ACQUIRE_ISOLATION)
 
     def ping(self) -> bool:
         return bool(self.client.ping())
@@ -247,3 +272,36 @@ class Store:
 
     def try_sweep_lock(self, owner: str, ttl_s: float) -> bool:
         return bool(self.client.set(k.SWEEP_LOCK, owner, nx=True, px=int(ttl_s * 1000)))
+
+    def acquire_isolation(self, tenant_id: str, max_percent: float, now: float) -> Slot:
+        """One of the blast-radius guard's isolation slots, if the cap allows."""
+        reply = self._acquire(keys=[k.ISOLATED, k.TENANTS], args=[tenant_id, max_percent, now])
+        return Slot(bool(reply[0]), int(reply[1]), int(reply[2]), int(reply[3]))
+
+    def sync_isolated(self, isolating: Mapping[str, bool]) -> None:
+        """Hold slots for isolating tenants and free the others' (idempotent)."""
+        add = [tenant for tenant, held in isolating.items() if held]
+        remove = [tenant for tenant, held in isolating.items() if not held]
+        pipe = self.client.pipeline(transaction=False)
+        if add:
+            pipe.sadd(k.ISOLATED, *add)
+        if remove:
+            pipe.srem(k.ISOLATED, *remove)
+        pipe.execute()
+
+    def isolated(self) -> set[str]:
+        return set(self.client.smembers(k.ISOLATED))  # type: ignore[arg-type]
+
+    def known_count(self) -> int:
+        return int(self.client.zcard(k.TENANTS))
+
+    def tier_fields(self, tenant_ids: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
+        """Each tenant's tier as set through the API and as last labelled on an alert."""
+        pipe = self.client.pipeline(transaction=False)
+        for tenant_id in tenant_ids:
+            pipe.hmget(k.scope_key(tenant_id, "tenant"), ["tier", "tier_label"])
+        replies = pipe.execute()
+        return {
+            tenant_id: (override or None, label or None)
+            for tenant_id, (override, label) in zip(tenant_ids, replies, strict=True)
+        }

@@ -1,0 +1,197 @@
+"""Incidents: list and read them, acknowledge, resolve, annotate, review."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from receiver import incidents as rules
+from receiver.api.body import json_body, load, load_query
+from receiver.auth import Role, require
+from receiver.correlate import Notice, edit
+from receiver.deps import get_services, now
+from receiver.errors import ApiError
+from receiver.figures import detection_latencies, stats
+from receiver.incidents import Incident
+from receiver.postmortem import render
+from receiver.schemas import (
+    ByWhomSchema,
+    FalsePositiveSchema,
+    IncidentQuery,
+    NoteSchema,
+    PostmortemSchema,
+    StatsQuery,
+)
+
+bp = Blueprint("incidents", __name__, url_prefix="/api/v1")
+
+
+def incident_out(incident: Incident, at: float, full: bool = True) -> dict[str, Any]:
+    data = incident.to_dict()
+    cost = rules.impact(incident, at)
+    data["duration_s"] = rules.duration_s(incident, at)
+    data["response_team"] = rules.RESPONSE_TEAM[incident.priority]
+    data["impact"] = {**asdict(cost), "currency": "INR"}
+    data["detection_latency_s"] = detection_latencies(incident)
+    data["alerts"] = list(data["alerts"].values())
+    data["timeline"] = sorted(data["timeline"], key=lambda e: e["at"])
+    if not full:
+        for heavy in ("timeline", "notes", "postmortem", "alerts"):
+            data.pop(heavy)
+    return data
+
+
+def _body(schema: Any) -> Any:
+    """The JSON body through `schema`; an empty body counts as `{}`."""
+    if not request.get_data(cache=True):
+        return load(schema, {})
+    return load(schema, json_body())
+
+
+def _change(incident_id: str, change: Callable[[Incident], list[Notice]]) -> Response:
+    at = now()
+    done = edit(get_services().incidents, incident_id, change, at)
+    if done is None:
+        raise ApiError(404, f"no incident {incident_id}")
+    return jsonify(incident_out(done[0], at))
+
+
+def _matches(incident: Incident, query: dict[str, Any]) -> bool:
+    return (
+        (query["status"] is None or incident.status.value == query["status"])
+        and (query["priority"] is None or incident.priority.value == query["priority"])
+        and (query["scope"] is None or incident.scope.value == query["scope"])
+        and (query["tenant_id"] is None or query["tenant_id"] in incident.tenants)
+    )
+
+
+@bp.get("/incidents")
+@require(Role.READ)
+def list_incidents() -> Response:
+    """Newest first, filtered, paginated."""
+    query = load_query(IncidentQuery())
+    store = get_services().incidents
+    at = now()
+    ids = store.ids_since(query["since"])
+    found = [i for i in store.get_many(ids).values() if _matches(i, query)]
+    found.sort(key=lambda i: i.created_at, reverse=True)
+    start = (query["page"] - 1) * query["per_page"]
+    page = found[start : start + query["per_page"]]
+    return jsonify(
+        {
+            "items": [incident_out(i, at, full=False) for i in page],
+            "total": len(found),
+            "page": query["page"],
+            "per_page": query["per_page"],
+        }
+    )
+
+
+@bp.get("/incidents/<incident_id>")
+@require(Role.READ)
+def get_incident(incident_id: str) -> Response:
+    incident = get_services().incidents.get_many([incident_id[:64]]).get(incident_id)
+    if incident is None:
+        raise ApiError(404, f"no incident {incident_id}")
+    return jsonify(incident_out(incident, now()))
+
+
+@bp.post("/incidents/<incident_id>/acknowledge")
+@require(Role.ADMIN)
+def acknowledge(incident_id: str) -> Response:
+    who = _body(ByWhomSchema())["by"]
+
+    def change(incident: Incident) -> list[Notice]:
+        if incident.status is rules.Status.RESOLVED:
+            raise ApiError(409, "incident is already resolved")
+        done = rules.acknowledge(incident, now(), who)
+        return [Notice("acknowledged", incident.id)] if done else []
+
+    return _change(incident_id, change)
+
+
+@bp.post("/incidents/<incident_id>/resolve")
+@require(Role.ADMIN)
+def resolve(incident_id: str) -> Response:
+    body = _body(ByWhomSchema())
+
+    def change(incident: Incident) -> list[Notice]:
+        why = f"by {body['by']}" + (f": {body['reason']}" if body["reason"] else "")
+        done = rules.resolve(incident, now(), why)
+        return [Notice("resolved", incident.id)] if done else []
+
+    return _change(incident_id, change)
+
+
+@bp.post("/incidents/<incident_id>/notes")
+@require(Role.ADMIN)
+def add_note(incident_id: str) -> Response:
+    note = load(NoteSchema(), json_body())
+
+    def change(incident: Incident) -> list[Notice]:
+        at = now()
+        incident.notes.append({"at": at, "author": note["author"], "text": note["text"]})
+        incident.log(at, "note", f"note by {note['author'] or 'operator'}")
+        return []
+
+    return _change(incident_id, change)
+
+
+@bp.post("/incidents/<incident_id>/false-positive")
+@require(Role.ADMIN)
+def false_positive(incident_id: str) -> Response:
+    body = _body(FalsePositiveSchema())
+
+    def change(incident: Incident) -> list[Notice]:
+        incident.false_positive = body["false_positive"]
+        verdict = "a false positive" if body["false_positive"] else "a real incident"
+        reason = f": {body['reason']}" if body["reason"] else ""
+        incident.log(now(), "false_positive", f"marked {verdict}{reason}")
+        return []
+
+    return _change(incident_id, change)
+
+
+@bp.get("/incidents/<incident_id>/postmortem")
+@require(Role.READ)
+def postmortem(incident_id: str) -> Response:
+    incident = get_services().incidents.get_many([incident_id[:64]]).get(incident_id)
+    if incident is None:
+        raise ApiError(404, f"no incident {incident_id}")
+    return Response(render(incident, now()), mimetype="text/markdown")
+
+
+@bp.put("/incidents/<incident_id>/postmortem")
+@require(Role.ADMIN)
+def put_postmortem(incident_id: str) -> Response:
+    fields = load(PostmortemSchema(), json_body())
+
+    def change(incident: Incident) -> list[Notice]:
+        for name, value in fields.items():
+            if value is not None:
+                if name == "action_items":
+                    value = [
+                        {**item, "due": item["due"] and item["due"].isoformat()} for item in value
+                    ]
+                incident.postmortem[name] = value
+        incident.log(now(), "postmortem", "postmortem updated")
+        return []
+
+    return _change(incident_id, change)
+
+
+@bp.get("/stats")
+@require(Role.READ)
+def get_stats() -> Response:
+    """Counts, MTTA, MTTR, detection latency, false positives and cost over a period."""
+    query = load_query(StatsQuery())
+    store = get_services().incidents
+    at = now()
+    until = query["until"] if query["until"] is not None else at
+    found = [
+        i for i in store.get_many(store.ids_since(query["since"])).values() if i.created_at <= until
+    ]
+    return jsonify({"since": query["since"], "until": until, **stats(found, at)})

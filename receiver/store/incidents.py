@@ -1,0 +1,140 @@
+"""Incidents in Redis: one JSON document each, indexes by creation and resolution
+time, the alert states already on the board, and a small state hash (`version`,
+the open incidents, the current incident of each scope, per-day id counters).
+
+All changes go through `COMMIT_INCIDENTS`, a compare-and-set on that version, so
+two workers never open two incidents for one problem and never lose each other's
+timeline entries."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from receiver.incidents import Incident
+from receiver.store import keys as k
+
+# KEYS[1] state hash, KEYS[2] created zset, KEYS[3] resolved zset, KEYS[4] seen zset,
+# KEYS[5..] documents
+# ARGV[1] expected version, ARGV[2] now, ARGV[3] seen expiry, ARGV[4] number of
+# delivery keys, then the keys, then the number of state field/value pairs, then the
+# pairs, then per document (same order as KEYS[5..]): JSON ("" deletes it), created
+# at, resolved at ("" while open).
+# Returns the new version, or 0 if the version moved since the caller read it.
+COMMIT_INCIDENTS = """
+local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if version ~= tonumber(ARGV[1]) then return 0 end
+local i = 5
+local n = tonumber(ARGV[4])
+if n > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[2]) end
+for _ = 1, n do redis.call('ZADD', KEYS[4], ARGV[3], ARGV[i]); i = i + 1 end
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
+for d = 5, #KEYS do
+  local id = string.match(KEYS[d], 'incident:(.*)$')
+  if ARGV[i] == '' then
+    redis.call('DEL', KEYS[d])
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('ZREM', KEYS[3], id)
+  else
+    redis.call('SET', KEYS[d], ARGV[i])
+    redis.call('ZADD', KEYS[2], ARGV[i + 1], id)
+    if ARGV[i + 2] ~= '' then redis.call('ZADD', KEYS[3], ARGV[i + 2], id) end
+  end
+  i = i + 3
+end
+redis.call('HSET', KEYS[1], 'version', version + 1)
+return version + 1
+"""
+
+
+@dataclass
+class Board:
+    """The incidents state as read: what is open, and the documents asked for."""
+
+    version: int
+    fields: dict[str, str]
+    incidents: dict[str, Incident]
+    seen: frozenset[str] = frozenset()
+    """Delivery keys of alert states already put on the board."""
+
+    @property
+    def open_ids(self) -> list[str]:
+        ids: list[str] = json.loads(self.fields.get("open") or "[]")
+        return ids
+
+    def current(self, scope: str) -> str | None:
+        return self.fields.get(f"current:{scope}") or None
+
+
+@dataclass
+class BoardChange:
+    expected_version: int
+    fields: dict[str, str] = field(default_factory=dict)
+    delivery_keys: list[str] = field(default_factory=list)
+    put: dict[str, Incident] = field(default_factory=dict)
+    delete: list[str] = field(default_factory=list)
+
+
+class IncidentStore:
+    def __init__(self, client: redis.Redis, seen_ttl_s: float) -> None:
+        self.client = client
+        self.seen_ttl_s = seen_ttl_s
+        self._commit = client.register_script(COMMIT_INCIDENTS)
+
+    def board(
+        self, now: float, extra_ids: Iterable[str] = (), delivery_keys: Sequence[str] = ()
+    ) -> Board:
+        """The state hash plus every open incident and any others asked for, and
+        which of `delivery_keys` the board has seen."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(k.INCIDENTS_STATE)
+        if delivery_keys:
+            pipe.zmscore(k.INCIDENTS_SEEN, list(delivery_keys))
+        replies = pipe.execute()
+        fields: dict[str, str] = replies[0]
+        scores = replies[1] if delivery_keys else []
+        seen = frozenset(
+            key for key, score in zip(delivery_keys, scores, strict=True) if score and score > now
+        )
+        ids = list(dict.fromkeys([*json.loads(fields.get("open") or "[]"), *extra_ids]))
+        return Board(int(fields.get("version") or 0), fields, self.get_many(ids), seen)
+
+    def get_many(self, ids: Sequence[str]) -> dict[str, Incident]:
+        if not ids:
+            return {}
+        docs: list[str | None] = self.client.mget([k.incident_key(i) for i in ids])  # type: ignore[assignment]
+        return {
+            incident_id: Incident.from_dict(json.loads(doc))
+            for incident_id, doc in zip(ids, docs, strict=True)
+            if doc
+        }
+
+    def commit(self, change: BoardChange, now: float) -> bool:
+        keys = [k.INCIDENTS_STATE, k.INCIDENTS_CREATED, k.INCIDENTS_RESOLVED, k.INCIDENTS_SEEN]
+        args: list[Any] = [change.expected_version, repr(now), repr(now + self.seen_ttl_s)]
+        args += [len(change.delivery_keys), *change.delivery_keys, len(change.fields)]
+        for name, value in change.fields.items():
+            args += [name, value]
+        for incident_id, incident in change.put.items():
+            keys.append(k.incident_key(incident_id))
+            resolved = "" if incident.resolved_at is None else repr(incident.resolved_at)
+            args += [json.dumps(incident.to_dict()), repr(incident.created_at), resolved]
+        for incident_id in change.delete:
+            keys.append(k.incident_key(incident_id))
+            args += ["", "", ""]
+        return bool(self._commit(keys=keys, args=args))
+
+    def ids_since(self, since: float, newest_first: bool = True) -> list[str]:
+        if newest_first:
+            return self.client.zrevrangebyscore(k.INCIDENTS_CREATED, "+inf", since)  # type: ignore[return-value]
+        return self.client.zrangebyscore(k.INCIDENTS_CREATED, since, "+inf")  # type: ignore[return-value]
+
+    def resolved_before(self, cutoff: float, limit: int = 500) -> list[str]:
+        return self.client.zrangebyscore(  # type: ignore[return-value]
+            k.INCIDENTS_RESOLVED, "-inf", f"({cutoff}", start=0, num=limit
+        )

@@ -1,0 +1,282 @@
+"""Incidents through the webhook and the API, with a registry of 100 tenants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+
+from receiver import create_app
+from receiver.config import Settings
+from receiver.sweeper import sweep_all
+from tests.conftest import ADMIN, READER, WEBHOOK, Clock, isolate_alert, payload
+
+FLEET = (
+    [(f"p{i}", "platinum") for i in range(5)]
+    + [(f"g{i}", "gold") for i in range(5)]
+    + [(f"s{i:02d}", "silver") for i in range(20)]
+    + [(f"b{i:02d}", "bronze") for i in range(70)]
+)
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, settings: Settings, redis_client: redis.Redis, clock: Clock) -> Flask:
+    path = tmp_path / "tenants.yml"
+    path.write_text("tenants:\n" + "".join(f"  {t}: {{tier: {tier}}}\n" for t, tier in FLEET))
+    custom = Settings(**{**settings.__dict__, "tenants_file": str(path)})
+    return create_app(
+        {"SETTINGS": custom, "REDIS_CLIENT": redis_client, "CLOCK": clock, "SWEEPER": False}
+    )
+
+
+@pytest.fixture
+def api(fleet: Flask) -> FlaskClient:
+    return fleet.test_client()
+
+
+def fail(api: FlaskClient, *tenants: str, status: str = "firing") -> dict[str, Any]:
+    body = isolate_alert(tenants[0], status=status)
+    body["alerts"] = [isolate_alert(t, status=status)["alerts"][0] for t in tenants]
+    response = api.post("/webhook/alertmanager", json=body, headers=WEBHOOK)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()  # type: ignore[no-any-return]
+
+
+def incidents(api: FlaskClient, query: str = "") -> dict[str, Any]:
+    response = api.get(f"/api/v1/incidents{query}", headers=READER)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()  # type: ignore[no-any-return]
+
+
+def sweep(fleet: Flask) -> None:
+    services = fleet.extensions["blast_radius"]
+    sweep_all(services, services.clock())
+
+
+@pytest.mark.parametrize(
+    ("tenants", "priority"),
+    [
+        (["p0"], "P0"),
+        ([f"b{i:02d}" for i in range(10)], "P0"),
+        (["g0"], "P1"),
+        ([f"s{i:02d}" for i in range(7)], "P1"),
+        (["b00", "b01"], "P2"),
+    ],
+    ids=["single platinum", "10 bronze", "single gold", "7 silver", "2 bronze"],
+)
+def test_seed_scenarios(api: FlaskClient, tenants: list[str], priority: str) -> None:
+    """Each seed scenario yields one incident with the expected priority, all isolated."""
+    reply = fail(api, *tenants)
+    assert len([t for t in reply["transitions"] if t["to"] == "open"]) == len(tenants)
+    listed = incidents(api)
+    assert listed["total"] == 1
+    incident = listed["items"][0]
+    assert (incident["priority"], incident["scope"]) == (priority, "tenant")
+    assert sorted(incident["tenants"]) == sorted(tenants)
+
+
+def test_tenants_join_within_the_window_and_raise_priority(api: FlaskClient, clock: Clock) -> None:
+    """Silver tenants failing one by one join one incident: P2 -> P1 on the fifth."""
+    for i in range(6):
+        fail(api, f"s{i:02d}")
+        clock.advance(30)
+    listed = incidents(api)
+    assert listed["total"] == 1
+    full = api.get(f"/api/v1/incidents/{listed['items'][0]['id']}", headers=READER).get_json()
+    assert full["priority"] == "P1"
+    kinds = [e["kind"] for e in full["timeline"]]
+    assert kinds.count("tenant_joined") == 6 and kinds.count("priority_changed") == 1
+    assert kinds.count("breaker") == 6
+
+
+def test_a_failure_after_the_window_opens_a_new_incident(api: FlaskClient, clock: Clock) -> None:
+    """Correlation only spans the window (5 min by default)."""
+    fail(api, "b00")
+    clock.advance(301)
+    fail(api, "b01")
+    listed = incidents(api)
+    assert listed["total"] == 2
+    assert [i["tenants"] for i in listed["items"]] == [{"b01": "bronze"}, {"b00": "bronze"}]
+
+
+def test_blast_radius_guard(api: FlaskClient) -> None:
+    """25 of 100 tenants failing together: 20 isolated at most, one platform P0."""
+    tenants = [f"b{i:02d}" for i in range(25)]
+    reply = fail(api, *tenants)
+    opened = [t for t in reply["transitions"] if t["to"] == "open" and not t["suppressed"]]
+    held = [t for t in reply["transitions"] if t["suppressed"]]
+    assert len(opened) == 20 and len(held) == 5
+    assert "blast-radius guard" in held[0]["reason"]
+    platform = incidents(api, "?scope=platform")["items"]
+    assert len(platform) == 1 and platform[0]["priority"] == "P0"
+    assert platform[0]["title"] == "suspected shared-resource failure"
+    assert len(platform[0]["suppressed"]) == 5
+    states = api.get("/api/v1/tenants?per_page=500", headers=READER).get_json()["items"]
+    assert sum(t["breaker"]["state"] == "open" for t in states) == 20
+
+
+def test_platform_alert_opens_the_platform_incident(api: FlaskClient) -> None:
+    """PlatformErrorRateHigh opens a platform P0 and isolates nobody."""
+    body = payload("watchdog-firing.json")
+    body["alerts"][0]["labels"] = {"alertname": "PlatformErrorRateHigh", "scope": "platform"}
+    body["alerts"][0]["fingerprint"] = "plat"
+    api.post("/webhook/alertmanager", json=body, headers=WEBHOOK)
+    api.post("/webhook/alertmanager", json=body, headers=WEBHOOK)
+    listed = incidents(api)
+    assert listed["total"] == 1 and listed["items"][0]["scope"] == "platform"
+    assert listed["items"][0]["priority"] == "P0"
+    resolved = {**body, "status": "resolved"}
+    resolved["alerts"] = [
+        {**body["alerts"][0], "status": "resolved", "endsAt": "2026-11-27T13:30:00Z"}
+    ]
+    api.post("/webhook/alertmanager", json=resolved, headers=WEBHOOK)
+    assert incidents(api)["items"][0]["status"] == "resolved"
+
+
+def test_incident_resolves_when_alerts_resolved_and_breakers_closed(
+    api: FlaskClient, fleet: Flask, clock: Clock
+) -> None:
+    """A resolved alert alone does not resolve it; the breaker closing does."""
+    fail(api, "g0")
+    clock.advance(20)
+    fail(api, "g0", status="resolved")
+    assert incidents(api)["items"][0]["status"] == "open"
+    clock.advance(45)
+    sweep(fleet)
+    clock.advance(61)
+    sweep(fleet)
+    incident = incidents(api)["items"][0]
+    assert incident["status"] == "resolved"
+    assert incident["duration_s"] == pytest.approx(126)
+    assert incident["impact"]["cost_per_hour"] == 60_000
+    assert incident["impact"]["accrued"] == pytest.approx(60_000 * 126 / 3600)
+
+
+def test_duplicate_and_retried_deliveries_do_not_double_count(api: FlaskClient) -> None:
+    """Re-sent notifications leave one tenant entry and one alert on the incident."""
+    for _ in range(3):
+        fail(api, "b00")
+    incident = incidents(api)["items"][0]
+    full = api.get(f"/api/v1/incidents/{incident['id']}", headers=READER).get_json()
+    assert len(full["alerts"]) == 1
+    assert [e["kind"] for e in full["timeline"]].count("alert_firing") == 1
+
+
+def test_lifecycle_and_postmortem(api: FlaskClient, fleet: Flask, clock: Clock) -> None:
+    """Acknowledge, annotate, resolve, write the review, read the markdown."""
+    fail(api, "p0")
+    incident_id = incidents(api)["items"][0]["id"]
+    base = f"/api/v1/incidents/{incident_id}"
+    clock.advance(120)
+    acked = api.post(f"{base}/acknowledge", json={"by": "asha"}, headers=ADMIN).get_json()
+    assert acked["status"] == "acknowledged" and acked["acknowledged_at"] is not None
+    assert (
+        api.post(
+            f"{base}/notes", json={"text": "bad embedding batch", "author": "asha"}, headers=ADMIN
+        ).status_code
+        == 200
+    )
+    review = {
+        "root_cause": "an unbounded embedding batch from one tenant",
+        "five_whys": ["the pool filled", "one query held 40 connections"],
+        "action_items": [
+            {"title": "cap batch size", "owner": "search-platform", "due": "2027-02-01"}
+        ],
+        "lessons": ["the breaker worked"],
+    }
+    assert api.put(f"{base}/postmortem", json=review, headers=ADMIN).status_code == 200
+    clock.advance(600)
+    resolved = api.post(f"{base}/resolve", json={"by": "asha"}, headers=ADMIN).get_json()
+    assert resolved["status"] == "resolved"
+    text = api.get(f"{base}/postmortem", headers=READER)
+    assert text.mimetype == "text/markdown"
+    markdown = text.get_data(as_text=True)
+    for expected in [
+        f"# Postmortem: {incident_id}",
+        "**P0**",
+        "Tenants affected: 1 (p0)",
+        "platinum",
+        "an unbounded embedding batch",
+        "| cap batch size | search-platform | 2027-02-01 |",
+        "time to acknowledge | 2 min 0 s",
+        "time to resolve | 12 min 0 s",
+        "## Five whys",
+        "1. Why? the pool filled",
+        "3. Why? _…_",
+        "the breaker worked",
+        "bad embedding batch",
+        "damage avoided by containment",
+        "detection to isolation",
+    ]:
+        assert expected in markdown, expected
+
+
+def test_false_positive_feeds_the_stats(api: FlaskClient, clock: Clock) -> None:
+    """Marked false positives count in the rate; MTTA/MTTR come from the lifecycle."""
+    for tenant in ("b00", "b01"):
+        fail(api, tenant)
+        incident_id = incidents(api)["items"][0]["id"]
+        clock.advance(60)
+        api.post(f"/api/v1/incidents/{incident_id}/acknowledge", headers=ADMIN)
+        clock.advance(60)
+        api.post(f"/api/v1/incidents/{incident_id}/resolve", headers=ADMIN)
+        clock.advance(400)
+    api.post(
+        f"/api/v1/incidents/{incident_id}/false-positive", json={"reason": "test"}, headers=ADMIN
+    )
+    stats = api.get("/api/v1/stats", headers=READER).get_json()
+    assert stats["total"] == 2 and stats["false_positives"] == 1
+    assert stats["false_positive_rate"] == 0.5
+    assert stats["mtta_s"] == 60 and stats["mttr_s"] == 120
+    assert stats["by_priority"] == {"P2": 2}
+    assert stats["detection_to_isolation_s"]["count"] == 2
+
+
+def test_filters_and_pagination(api: FlaskClient, clock: Clock) -> None:
+    """Filters combine; pages past the end are empty; bad values are 400."""
+    for tenant in ("b00", "g0", "b01"):
+        fail(api, tenant)
+        clock.advance(400)
+    assert incidents(api, "?priority=P1")["total"] == 1
+    assert incidents(api, "?tenant_id=b01")["items"][0]["tenants"] == {"b01": "bronze"}
+    assert incidents(api, f"?since={clock.now - 500}")["total"] == 1
+    page = incidents(api, "?per_page=2&page=2")
+    assert page["total"] == 3 and len(page["items"]) == 1
+    assert incidents(api, "?per_page=2&page=3")["items"] == []
+    for bad in ("?status=closed", "?priority=P9", "?since=yesterday", "?per_page=0"):
+        assert api.get(f"/api/v1/incidents{bad}", headers=READER).status_code == 400
+
+
+def test_errors(api: FlaskClient) -> None:
+    """Unknown incidents are 404; writes need the admin token; bad bodies are 422."""
+    assert api.get("/api/v1/incidents/INC-0", headers=READER).status_code == 404
+    assert api.post("/api/v1/incidents/INC-0/resolve", headers=ADMIN).status_code == 404
+    fail(api, "b00")
+    incident_id = incidents(api)["items"][0]["id"]
+    base = f"/api/v1/incidents/{incident_id}"
+    assert api.post(f"{base}/resolve", headers=READER).status_code == 401
+    assert api.post(f"{base}/notes", json={"text": ""}, headers=ADMIN).status_code == 422
+    bad_items = {"action_items": [{"title": "x"}]}
+    assert api.put(f"{base}/postmortem", json=bad_items, headers=ADMIN).status_code == 422
+    api.post(f"{base}/resolve", headers=ADMIN)
+    assert api.post(f"{base}/acknowledge", headers=ADMIN).status_code == 409
+
+
+def test_retention_drops_old_resolved_incidents(
+    api: FlaskClient, fleet: Flask, clock: Clock
+) -> None:
+    """Resolved incidents past retention (90 days) disappear from every index."""
+    fail(api, "b00")
+    incident_id = incidents(api)["items"][0]["id"]
+    api.post(f"/api/v1/incidents/{incident_id}/resolve", headers=ADMIN)
+    clock.advance(89 * 86400)
+    sweep(fleet)
+    assert incidents(api)["total"] == 1
+    clock.advance(2 * 86400)
+    sweep(fleet)
+    assert incidents(api)["total"] == 0
+    assert api.get(f"/api/v1/incidents/{incident_id}", headers=READER).status_code == 404
