@@ -11,6 +11,7 @@ from flask import Flask
 from receiver import api, errors
 from receiver.config import ConfigError, Settings, load_settings
 from receiver.deps import EXTENSION, Services
+from receiver.notify.hub import build_hub
 from receiver.store import Store, connect
 from receiver.store.incidents import IncidentStore
 from receiver.sweeper import Sweeper
@@ -41,7 +42,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if embedded:
         log.warning(
             "REDIS_URL is not set: using an embedded in-memory store. State is per process "
-            "and lost on restart; set REDIS_URL for anything but a trial."
+            "and lost on restart, and notifications stay queued (the worker needs Redis); "
+            "set REDIS_URL for anything but a trial."
         )
     store = Store(
         client, log_cap=settings.breaker.transition_log_cap, seen_ttl_s=settings.idempotency_ttl_s
@@ -52,7 +54,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions[EXTENSION] = Services(settings, store, incidents, registry, clock, embedded)
+    hub = build_hub(settings, client, store, incidents, clock)
+    app.extensions[EXTENSION] = Services(settings, store, incidents, registry, clock, embedded, hub)
     errors.register(app)
     api.register(app)
 

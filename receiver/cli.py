@@ -45,3 +45,27 @@ def serve(bind: str, workers: int | None) -> None:
         "receiver:create_app()",
     ]
     os.execv(sys.executable, argv)
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="exit when the queue is empty (for scripts)")
+def worker(burst: bool) -> None:
+    """Send queued notifications and run escalation checks (needs REDIS_URL)."""
+    from rq import Worker
+
+    from receiver.notify import jobs
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not settings.redis_url:
+        raise click.ClickException("the worker needs REDIS_URL (the embedded store is per process)")
+    hub = jobs.current_hub()
+    if not hub.channels:
+        click.echo("warning: no notification channel is configured; deliveries fail", err=True)
+    Worker([hub.queue], connection=hub.queue.connection).work(burst=burst, with_scheduler=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -44,6 +44,46 @@ class IncidentSettings:
     retention_s: float = 90 * 86400.0
 
 
+DEFAULT_ROUTES = {
+    "P0": ("pagerduty", "slack", "email"),
+    "P1": ("pagerduty", "slack"),
+    "P2": ("slack", "email"),
+}
+CHANNELS = ("pagerduty", "slack", "email")
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    routes: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_ROUTES))
+    pagerduty_routing_keys: Mapping[str, str] = field(default_factory=dict)
+    """`default` and optionally one per tier."""
+    pagerduty_events_url: str = "https://events.pagerduty.com/v2/enqueue"
+    slack_webhook_url: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    email_from: str = "blast-radius@localhost"
+    email_to: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """`default` and optionally one list per tier."""
+    escalation_chain: tuple[str, ...] = ("on-call", "platform lead", "CTO")
+    public_url: str = "http://127.0.0.1:8080"
+    timeout_s: float = 10.0
+    max_attempts: int = 8
+    backoff_base_s: float = 2.0
+    backoff_cap_s: float = 300.0
+    slack_per_s: float = 1.0
+    pagerduty_per_s: float = 2.0
+
+    def configured(self, channel: str) -> bool:
+        if channel == "pagerduty":
+            return bool(self.pagerduty_routing_keys)
+        if channel == "slack":
+            return bool(self.slack_webhook_url)
+        return bool(self.smtp_host and self.email_to)
+
+
 @dataclass(frozen=True)
 class Settings:
     webhook_token: str
@@ -54,6 +94,7 @@ class Settings:
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
     incidents: IncidentSettings = field(default_factory=IncidentSettings)
     max_isolated_percent: float = 20.0
+    notify: NotifySettings = field(default_factory=NotifySettings)
     max_body_bytes: int = 10 * 1024 * 1024
     idempotency_ttl_s: float = 24 * 3600.0
     sweep_interval_s: float = 5.0
@@ -111,6 +152,72 @@ def _costs(raw: str) -> dict[str, float]:
     return costs
 
 
+def _routes(raw: str) -> dict[str, tuple[str, ...]]:
+    routes = dict(DEFAULT_ROUTES)
+    for part in raw.split(";"):
+        priority, sep, channels = part.partition("=")
+        priority = priority.strip().upper()
+        names = tuple(c.strip().lower() for c in channels.split(",") if c.strip())
+        if not sep or priority not in routes or any(c not in CHANNELS for c in names):
+            raise ValueError(f"expected P0=pagerduty,slack;P2=email with channels in {CHANNELS}")
+        routes[priority] = names
+    return routes
+
+
+def _addresses(raw: str) -> tuple[str, ...]:
+    found = tuple(a.strip() for a in raw.split(",") if a.strip())
+    if any("@" not in a for a in found):
+        raise ValueError("expected comma-separated e-mail addresses")
+    return found
+
+
+def _flag(raw: str) -> bool:
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _tiered(env: Mapping[str, str], name: str, cast: Callable[[str], T]) -> dict[str, T]:
+    """`NAME` as `default`, `NAME_<TIER>` per tier."""
+    values: dict[str, T] = {}
+    for suffix in ("", "_PLATINUM", "_GOLD", "_SILVER", "_BRONZE"):
+        key = suffix[1:].lower() or "default"
+        value = _parse(env, f"{name}{suffix}", cast, None)
+        if value is not None:
+            values[key] = value
+    return values
+
+
+def load_notify(env: Mapping[str, str]) -> NotifySettings:
+    return NotifySettings(
+        routes=_parse(env, "NOTIFY_ROUTES", _routes, dict(DEFAULT_ROUTES)),
+        pagerduty_routing_keys=_tiered(env, "PAGERDUTY_ROUTING_KEY", str),
+        pagerduty_events_url=env.get("PAGERDUTY_EVENTS_URL")
+        or "https://events.pagerduty.com/v2/enqueue",
+        slack_webhook_url=env.get("SLACK_WEBHOOK_URL") or None,
+        smtp_host=env.get("SMTP_HOST") or None,
+        smtp_port=_parse(env, "SMTP_PORT", _positive(int), 25),
+        smtp_user=env.get("SMTP_USER") or None,
+        smtp_password=env.get("SMTP_PASSWORD") or None,
+        smtp_starttls=_parse(env, "SMTP_STARTTLS", _flag, False),
+        email_from=env.get("EMAIL_FROM") or "blast-radius@localhost",
+        email_to=_tiered(env, "EMAIL_TO", _addresses),
+        escalation_chain=_parse(
+            env,
+            "ESCALATION_CHAIN",
+            lambda raw: tuple(p.strip() for p in raw.split(",") if p.strip()),
+            ("on-call", "platform lead", "CTO"),
+        ),
+        public_url=(env.get("RECEIVER_PUBLIC_URL") or "http://127.0.0.1:8080").rstrip("/"),
+        timeout_s=_parse(env, "NOTIFY_TIMEOUT_S", _positive(float), 10.0),
+        max_attempts=_parse(env, "NOTIFY_MAX_ATTEMPTS", _positive(int), 8),
+        backoff_base_s=_parse(env, "NOTIFY_BACKOFF_BASE_S", _positive(float), 2.0),
+        backoff_cap_s=_parse(env, "NOTIFY_BACKOFF_CAP_S", _positive(float), 300.0),
+    )
+
+
 def _token(env: Mapping[str, str], name: str) -> str:
     value = env.get(name, "").strip()
     if not value:
@@ -150,6 +257,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         "breaker": breaker,
         "incidents": incidents,
         "max_isolated_percent": _parse(env, "GUARD_MAX_ISOLATED_PERCENT", _percent, 20.0),
+        "notify": load_notify(env),
         "max_body_bytes": _parse(env, "RECEIVER_MAX_BODY_BYTES", _positive(int), 10 * 1024 * 1024),
         "idempotency_ttl_s": _parse(env, "RECEIVER_IDEMPOTENCY_TTL_S", _positive(float), 86400.0),
         "sweep_interval_s": _parse(env, "RECEIVER_SWEEP_INTERVAL_S", _positive(float), 5.0),

@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 from receiver import incidents as rules
@@ -33,7 +33,8 @@ SHARED_FAILURE = "suspected shared-resource failure"
 
 @dataclass(frozen=True)
 class Notice:
-    """Something about an incident that people may need to hear about."""
+    """Something about an incident that people may need to hear about. Committed to
+    the board's outbox with the change that caused it, so it survives a crash."""
 
     kind: str
     incident_id: str
@@ -142,6 +143,7 @@ class Draft:
             self.board.version,
             fields=self.fields,
             delivery_keys=self.delivery_keys,
+            outbox=[json.dumps(asdict(n)) for n in self.notices],
             put={i: self.open[i] for i in self.changed},
         )
 
@@ -361,6 +363,8 @@ def edit(
         notices = change(incident)
         open_ids = [i for i, inc in board.incidents.items() if inc.is_open and i in board.open_ids]
         fields = {"open": json.dumps(sorted(open_ids))}
-        if incidents.commit(BoardChange(board.version, fields, put={incident_id: incident}), now):
+        outbox = [json.dumps(asdict(n)) for n in notices]
+        change_ = BoardChange(board.version, fields, outbox=outbox, put={incident_id: incident})
+        if incidents.commit(change_, now):
             return incident, notices
     raise CommitConflict("incident board still contended")

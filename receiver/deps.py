@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from flask import current_app
 
 from receiver.config import Settings
+from receiver.notify.hub import Hub
 from receiver.store import Store
 from receiver.store.incidents import IncidentStore
 from receiver.tenants import Tier
@@ -23,6 +24,7 @@ class Services:
     registry: dict[str, Tier]
     clock: Callable[[], float]
     embedded: bool
+    hub: Hub
 
 
 def get_services() -> Services:

@@ -145,6 +145,12 @@ def _alert_record(alert: Alert, notification: Notification, now: float) -> str:
     )
 
 
+def _event_time(alert: Alert, now: float) -> float:
+    if alert.firing or alert.ends_at_s is None:
+        return now
+    return min(alert.ends_at_s, now)
+
+
 def ingest(
     notification: Notification,
     store: Store,
@@ -188,32 +194,41 @@ def ingest(
 
     def compute(snapshot: Snapshot) -> tuple[Change | None, ScopeOutcome]:
         scope = snapshot.scope
-        breaker, made = policy.tick(snapshot.breaker, now, breaker_settings)
+        breaker, made = snapshot.breaker, []
         change = Change(scope=scope, expected_version=snapshot.version)
         outcome = ScopeOutcome()
+        fresh: list[Alert] = []
         for alert in by_scope[scope]:
             key = alert.delivery_key()
             if key in snapshot.seen or key in change.delivery_keys:
                 outcome.duplicates += 1
                 continue
-            outcome.applied.append(alert)
+            fresh.append(alert)
             change.delivery_keys.append(key)
             change.alerts[alert.fingerprint] = _alert_record(alert, notification, now)
             change.tier_label = alert.labels.get("tier", "") or change.tier_label
-            if alert.kind is not Kind.ISOLATE:
-                continue
+        outcome.applied = fresh
+        # Event time: a resolution counts from when it happened (endsAt), so a
+        # late delivery cannot make a recovered tenant look still failing.
+        for at, alert in sorted(
+            ((_event_time(a, now), a) for a in fresh if a.kind is Kind.ISOLATE),
+            key=lambda pair: pair[0],
+        ):
+            breaker, step = policy.tick(breaker, at, breaker_settings)
+            made += step
             if not alert.firing:
-                breaker, step = policy.on_resolved(
-                    breaker, alert.fingerprint, now, breaker_settings
-                )
+                fingerprint = alert.fingerprint
+                breaker, step = policy.on_resolved(breaker, fingerprint, at, breaker_settings)
             else:
                 reason = hold(scope) if policy.would_trip(breaker, breaker_settings) else None
                 breaker, step = policy.on_firing(
-                    breaker, alert.fingerprint, now, breaker_settings, hold=reason
+                    breaker, alert.fingerprint, at, breaker_settings, hold=reason
                 )
                 if reason is not None:
                     outcome.held = reason
             made += step
+        breaker, step = policy.tick(breaker, now, breaker_settings)
+        made += step
         outcome.events = [TransitionEvent(scope, t) for t in made]
         if scope != PLATFORM_SCOPE:
             outcome.tier = resolve_tier(

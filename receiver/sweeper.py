@@ -1,6 +1,7 @@
 """A background thread per process for what must happen with nobody asking:
 record due breaker transitions, expire silent alerts, resolve quiet incidents,
-drop incidents past retention.
+drop incidents past retention, send what is left in the notification outbox,
+and notice a silent Watchdog.
 
 Reads are already right without it (breaker state is computed from stored
 timestamps). A short Redis lock lets only one process sweep per interval."""
@@ -16,6 +17,7 @@ import redis
 from receiver.correlate import Signals, prune, update
 from receiver.deps import Services
 from receiver.ingest import CommitConflict, sweep
+from receiver.notify.dispatch import check_watchdog, drain
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,8 @@ def sweep_all(s: Services, now: float) -> None:
     signals = Signals(transitions=events)
     update(s.incidents, s.store, s.settings, s.registry, signals, now, tidy=True)
     prune(s.incidents, s.settings, now)
+    drain(s.hub, now)
+    check_watchdog(s.hub, now)
 
 
 class Sweeper:

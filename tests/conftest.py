@@ -17,6 +17,8 @@ from receiver.config import BreakerSettings, Settings
 from receiver.store import Store
 from tests.servers import RedisServer
 
+pytest_plugins = ["tests.notify_fixtures"]
+
 DATA = Path(__file__).parent / "data"
 WEBHOOK_TOKEN = "webhook-token-for-tests-0001"
 API_TOKEN = "api-token-for-tests-00000001"
@@ -67,7 +69,8 @@ def isolate_alert(
     }
     alert["status"] = status
     alert["startsAt"] = starts_at
-    alert["endsAt"] = ends_at if status == "firing" else "2027-01-15T08:05:00.000Z"
+    resolved_at = "2027-01-15T08:05:00.000Z" if ends_at == "0001-01-01T00:00:00Z" else ends_at
+    alert["endsAt"] = ends_at if status == "firing" else resolved_at
     alert["fingerprint"] = f"fp-{tenant_id}"
     body["status"] = status
     body["commonLabels"] = dict(alert["labels"])
@@ -154,3 +157,9 @@ def auth(token: str) -> dict[str, str]:
 WEBHOOK = auth(WEBHOOK_TOKEN)
 READER = auth(API_TOKEN)
 ADMIN = auth(ADMIN_TOKEN)
+
+
+@pytest.fixture(scope="session")
+def httpserver_listen_address() -> tuple[str, int]:
+    """pytest-httpserver on loopback, on a free port."""
+    return ("127.0.0.1", 0)

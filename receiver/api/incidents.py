@@ -16,6 +16,7 @@ from receiver.deps import get_services, now
 from receiver.errors import ApiError
 from receiver.figures import detection_latencies, stats
 from receiver.incidents import Incident
+from receiver.notify.dispatch import drain_quietly
 from receiver.postmortem import render
 from receiver.schemas import (
     ByWhomSchema,
@@ -53,9 +54,12 @@ def _body(schema: Any) -> Any:
 
 def _change(incident_id: str, change: Callable[[Incident], list[Notice]]) -> Response:
     at = now()
-    done = edit(get_services().incidents, incident_id, change, at)
+    services = get_services()
+    done = edit(services.incidents, incident_id, change, at)
     if done is None:
         raise ApiError(404, f"no incident {incident_id}")
+    if done[1]:
+        drain_quietly(services.hub, at)
     return jsonify(incident_out(done[0], at))
 
 

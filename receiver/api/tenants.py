@@ -14,6 +14,7 @@ from receiver.correlate import Signals, update
 from receiver.deps import Services, get_services, now
 from receiver.errors import ApiError
 from receiver.ingest import act
+from receiver.notify.dispatch import drain_quietly
 from receiver.schemas import BreakerActionSchema, PageSchema, TenantOut, TenantUpdateSchema
 from receiver.store import Snapshot
 from receiver.tenants import is_valid_tenant_id, resolve_tier
@@ -116,7 +117,7 @@ def breaker_action(tenant_id: str) -> Response:
     at = now()
     reason = body["reason"] or f"operator: {action.value}"
     events = act(services.store, tenant_id, action, reason, services.settings.breaker, at)
-    update(
+    notices = update(
         services.incidents,
         services.store,
         services.settings,
@@ -124,6 +125,8 @@ def breaker_action(tenant_id: str) -> Response:
         Signals(transitions=events),
         at,
     )
+    if notices:
+        drain_quietly(services.hub, at)
     return jsonify({"transitions": [e.as_dict() for e in events], "tenant": _tenant(tenant_id)})
 
 

@@ -11,6 +11,7 @@ from receiver.auth import Role, require
 from receiver.correlate import Signals, update
 from receiver.deps import get_services, now
 from receiver.ingest import ingest
+from receiver.notify.dispatch import drain_quietly
 from receiver.schemas import NotificationSchema
 
 bp = Blueprint("webhook", __name__)
@@ -32,6 +33,8 @@ def alertmanager() -> Response:
         Signals.of(result),
         at,
     )
+    if notices:
+        drain_quietly(services.hub, at)
     return jsonify(
         {
             "status": "ok",

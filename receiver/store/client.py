@@ -32,3 +32,12 @@ def connect(url: str | None, timeout_s: float) -> tuple[redis.Redis, bool]:
             "set REDIS_URL or install blast-radius[embedded]"
         ) from None
     return fakeredis.FakeRedis(decode_responses=True), True
+
+
+def binary_twin(client: redis.Redis) -> redis.Redis:
+    """A client of the same server that returns bytes, as rq needs for its jobs."""
+    pool = client.connection_pool
+    kwargs = dict(pool.connection_kwargs)
+    kwargs["decode_responses"] = False
+    twin_pool = pool.__class__(connection_class=pool.connection_class, **kwargs)
+    return redis.Redis(connection_pool=twin_pool)

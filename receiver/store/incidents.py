@@ -19,11 +19,11 @@ from receiver.incidents import Incident
 from receiver.store import keys as k
 
 # KEYS[1] state hash, KEYS[2] created zset, KEYS[3] resolved zset, KEYS[4] seen zset,
-# KEYS[5..] documents
+# KEYS[5] outbox list, KEYS[6..] documents
 # ARGV[1] expected version, ARGV[2] now, ARGV[3] seen expiry, ARGV[4] number of
 # delivery keys, then the keys, then the number of state field/value pairs, then the
-# pairs, then per document (same order as KEYS[5..]): JSON ("" deletes it), created
-# at, resolved at ("" while open).
+# pairs, then the number of outbox entries and the entries, then per document (same
+# order as KEYS[6..]): JSON ("" deletes it), created at, resolved at ("" while open).
 # Returns the new version, or 0 if the version moved since the caller read it.
 COMMIT_INCIDENTS = """
 local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
@@ -34,7 +34,9 @@ if n > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[2]) end
 for _ = 1, n do redis.call('ZADD', KEYS[4], ARGV[3], ARGV[i]); i = i + 1 end
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
-for d = 5, #KEYS do
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do redis.call('RPUSH', KEYS[5], ARGV[i]); i = i + 1 end
+for d = 6, #KEYS do
   local id = string.match(KEYS[d], 'incident:(.*)$')
   if ARGV[i] == '' then
     redis.call('DEL', KEYS[d])
@@ -76,6 +78,7 @@ class BoardChange:
     expected_version: int
     fields: dict[str, str] = field(default_factory=dict)
     delivery_keys: list[str] = field(default_factory=list)
+    outbox: list[str] = field(default_factory=list)
     put: dict[str, Incident] = field(default_factory=dict)
     delete: list[str] = field(default_factory=list)
 
@@ -115,11 +118,18 @@ class IncidentStore:
         }
 
     def commit(self, change: BoardChange, now: float) -> bool:
-        keys = [k.INCIDENTS_STATE, k.INCIDENTS_CREATED, k.INCIDENTS_RESOLVED, k.INCIDENTS_SEEN]
+        keys = [
+            k.INCIDENTS_STATE,
+            k.INCIDENTS_CREATED,
+            k.INCIDENTS_RESOLVED,
+            k.INCIDENTS_SEEN,
+            k.INCIDENTS_OUTBOX,
+        ]
         args: list[Any] = [change.expected_version, repr(now), repr(now + self.seen_ttl_s)]
         args += [len(change.delivery_keys), *change.delivery_keys, len(change.fields)]
         for name, value in change.fields.items():
             args += [name, value]
+        args += [len(change.outbox), *change.outbox]
         for incident_id, incident in change.put.items():
             keys.append(k.incident_key(incident_id))
             resolved = "" if incident.resolved_at is None else repr(incident.resolved_at)
@@ -138,3 +148,17 @@ class IncidentStore:
         return self.client.zrangebyscore(  # type: ignore[return-value]
             k.INCIDENTS_RESOLVED, "-inf", f"({cutoff}", start=0, num=limit
         )
+
+    def outbox(self, limit: int) -> list[str]:
+        return self.client.lrange(k.INCIDENTS_OUTBOX, 0, limit - 1)  # type: ignore[return-value]
+
+    def outbox_done(self, count: int) -> None:
+        """Drop the first `count` entries, which the caller has handled."""
+        self.client.ltrim(k.INCIDENTS_OUTBOX, count, -1)
+
+    def drain_lock(self, owner: str, ttl_s: float) -> bool:
+        return bool(self.client.set(k.INCIDENTS_DRAIN_LOCK, owner, nx=True, px=int(ttl_s * 1000)))
+
+    def drain_unlock(self, owner: str) -> None:
+        if self.client.get(k.INCIDENTS_DRAIN_LOCK) == owner:
+            self.client.delete(k.INCIDENTS_DRAIN_LOCK)

@@ -18,6 +18,7 @@ Global (`br:{_global}:...`):
                  forced open); the blast-radius guard caps its size
 - `watchdog`     string: when the Watchdog alert last arrived
 - `sweep-lock`   string: which process runs the periodic sweep now
+- `watchdog-alerted` string: set while a "Watchdog missing" notice is out
 
 Incidents (`br:{_incidents}:...`):
 - `state`        hash: `version`, current open incident per scope, per-day id counters
@@ -26,6 +27,16 @@ Incidents (`br:{_incidents}:...`):
 - `resolved`     zset: resolved incident id scored by resolution time (retention)
 - `seen`         zset: delivery keys of alert states already applied to incidents,
                  scored by expiry (a retried delivery is not applied twice)
+- `outbox`       list: notices (JSON) committed with the incident change that caused
+                 them, waiting to be turned into notifications
+- `drain-lock`   string: which process is draining the outbox now
+
+Notifications (`br:{_notify}:...`):
+- `delivery:<id>` string: one delivery (channel, payload, status, attempts) as JSON
+- `deliveries`   zset: delivery ids scored by creation time
+- `rate:<dest>`  string: when the destination may next be called (rate limit)
+
+The notification queue itself is rq's, under its own `rq:` prefix.
 """
 
 from __future__ import annotations
@@ -39,10 +50,16 @@ ISOLATED = f"{PREFIX}:{{{GLOBAL_TAG}}}:isolated"
 WATCHDOG = f"{PREFIX}:{{{GLOBAL_TAG}}}:watchdog"
 SWEEP_LOCK = f"{PREFIX}:{{{GLOBAL_TAG}}}:sweep-lock"
 
+WATCHDOG_ALERTED = f"{PREFIX}:{{{GLOBAL_TAG}}}:watchdog-alerted"
+NOTIFY_TAG = "_notify"
+DELIVERIES = f"{PREFIX}:{{{NOTIFY_TAG}}}:deliveries"
+
 INCIDENTS_STATE = f"{PREFIX}:{{{INCIDENTS_TAG}}}:state"
 INCIDENTS_CREATED = f"{PREFIX}:{{{INCIDENTS_TAG}}}:created"
 INCIDENTS_RESOLVED = f"{PREFIX}:{{{INCIDENTS_TAG}}}:resolved"
 INCIDENTS_SEEN = f"{PREFIX}:{{{INCIDENTS_TAG}}}:seen"
+INCIDENTS_OUTBOX = f"{PREFIX}:{{{INCIDENTS_TAG}}}:outbox"
+INCIDENTS_DRAIN_LOCK = f"{PREFIX}:{{{INCIDENTS_TAG}}}:drain-lock"
 
 
 def scope_key(scope: str, name: str) -> str:
@@ -51,3 +68,11 @@ def scope_key(scope: str, name: str) -> str:
 
 def incident_key(incident_id: str) -> str:
     return f"{PREFIX}:{{{INCIDENTS_TAG}}}:incident:{incident_id}"
+
+
+def delivery_key(delivery_id: str) -> str:
+    return f"{PREFIX}:{{{NOTIFY_TAG}}}:delivery:{delivery_id}"
+
+
+def rate_key(destination: str) -> str:
+    return f"{PREFIX}:{{{NOTIFY_TAG}}}:rate:{destination}"

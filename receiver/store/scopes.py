@@ -305,3 +305,10 @@ class Store:
             tenant_id: (override or None, label or None)
             for tenant_id, (override, label) in zip(tenant_ids, replies, strict=True)
         }
+
+    def flag_watchdog_missing(self) -> bool:
+        """True only for the caller that raised the flag."""
+        return bool(self.client.set(k.WATCHDOG_ALERTED, "1", nx=True))
+
+    def clear_watchdog_missing(self) -> None:
+        self.client.delete(k.WATCHDOG_ALERTED)

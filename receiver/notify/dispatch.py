@@ -1,0 +1,169 @@
+"""From committed notices to queued deliveries, and escalation checks scheduled.
+
+Notices wait in the incident board's outbox (written with the change that caused
+them). `drain` turns them into one message per incident and event batch, picks the
+channels the incident's priority routes to, stores a delivery per channel and
+queues a job for it. A crash before the outbox is trimmed means a notice may be
+handled twice, never lost."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+from rq import Retry
+
+from receiver import breaker as policy
+from receiver.correlate import Notice
+from receiver.incidents import Incident, Priority, Scope
+from receiver.notify.hub import Hub
+from receiver.notify.message import Message, build, main_event
+from receiver.store.deliveries import Delivery
+
+log = logging.getLogger(__name__)
+BATCH = 200
+ABANDONED_RETRIES = 5
+"""How often rq re-runs a delivery whose worker died mid-send."""
+WATCHDOG = "watchdog"
+
+
+def _states(hub: Hub, incident: Incident, now: float) -> dict[str, str]:
+    snapshots = hub.store.read({t: [] for t in incident.tenants}, now)
+    settings = hub.settings.breaker
+    return {t: policy.tick(s.breaker, now, settings)[0].state.value for t, s in snapshots.items()}
+
+
+def escalation_target(hub: Hub, level: int) -> str | None:
+    chain = hub.settings.notify.escalation_chain
+    if level <= 0 or not chain:
+        return None
+    return chain[min(level, len(chain)) - 1]
+
+
+def enqueue(hub: Hub, message: Message, now: float) -> list[Delivery]:
+    """Store and queue one delivery per routed, configured channel."""
+    routes = hub.settings.notify.routes.get(message.priority, ())
+    deliveries = []
+    for name in routes:
+        channel = hub.channels.get(name)
+        if channel is None or not channel.applies(message):
+            continue
+        deliveries.append(
+            Delivery(
+                id=uuid.uuid4().hex,
+                incident_id=message.incident_id,
+                channel=name,
+                event=message.event,
+                payload=channel.render(message),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    if deliveries:
+        hub.deliveries.add(deliveries)
+        for delivery in deliveries:
+            hub.queue.enqueue(
+                "receiver.notify.jobs.deliver",
+                delivery.id,
+                retry=Retry(max=ABANDONED_RETRIES),
+                job_timeout=max(30, int(hub.settings.notify.timeout_s * 3)),
+            )
+    return deliveries
+
+
+def schedule_escalation(hub: Hub, incident: Incident) -> None:
+    if incident.status.value != "open":
+        return
+    at = datetime.fromtimestamp(incident.sla_due_at, UTC)
+    hub.queue.enqueue_at(
+        at, "receiver.notify.jobs.check_escalation", incident.id, incident.escalation_level
+    )
+
+
+def watchdog_message(now: float, age_s: float | None) -> Message:
+    silent = "never seen" if age_s is None else f"silent for {age_s:.0f} s"
+    return Message(
+        event="watchdog_missing",
+        incident_id=WATCHDOG,
+        title=f"no Watchdog alert from Alertmanager ({silent}); detection may be blind",
+        priority=Priority.P1.value,
+        status="open",
+        scope=Scope.PLATFORM.value,
+        tier=None,
+    )
+
+
+def drain(hub: Hub, now: float) -> int:
+    """Turn outbox notices into deliveries; returns how many notices were handled."""
+    owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    if not hub.incidents.drain_lock(owner, ttl_s=30):
+        return 0
+    try:
+        raw = hub.incidents.outbox(BATCH)
+        if not raw:
+            return 0
+        notices = [Notice(**json.loads(entry)) for entry in raw]
+        by_incident: dict[str, list[Notice]] = defaultdict(list)
+        for notice in notices:
+            log.info(
+                "notice %s",
+                notice.kind,
+                extra={"incident_id": notice.incident_id, "tenant_id": notice.tenant_id},
+            )
+            by_incident[notice.incident_id].append(notice)
+        found = hub.incidents.get_many(list(by_incident))
+        for incident_id, batch in by_incident.items():
+            incident = found.get(incident_id)
+            if incident is None:
+                continue
+            kinds = [n.kind for n in batch]
+            target = escalation_target(hub, incident.escalation_level)
+            states = _states(hub, incident, now)
+            url = hub.settings.notify.public_url
+            message = build(incident, main_event(kinds), now, states, url, target)
+            enqueue(hub, message, now)
+            if {"opened", "priority_raised", "escalated"} & set(kinds):
+                schedule_escalation(hub, incident)
+        hub.incidents.outbox_done(len(raw))
+        return len(raw)
+    finally:
+        hub.incidents.drain_unlock(owner)
+
+
+def retry_in(hub: Hub, delivery: Delivery, delay_s: float) -> None:
+    hub.queue.enqueue_in(
+        timedelta(seconds=delay_s),
+        "receiver.notify.jobs.deliver",
+        delivery.id,
+        retry=Retry(max=ABANDONED_RETRIES),
+        job_timeout=max(30, int(hub.settings.notify.timeout_s * 3)),
+    )
+
+
+def drain_quietly(hub: Hub, now: float) -> None:
+    """Drain from a request or the sweep: a failure leaves the notices in the outbox
+    for the next drain, so it is logged, not raised."""
+    try:
+        drain(hub, now)
+    except Exception as exc:
+        log.warning("notification outbox not drained yet: %s", exc.__class__.__name__)
+
+
+def check_watchdog(hub: Hub, now: float) -> bool:
+    """Notify once when the Watchdog goes silent; re-arm when it is back."""
+    last = hub.store.watchdog_last_seen()
+    if last is None:
+        return False
+    age = now - last
+    if age <= hub.settings.watchdog_max_age_s:
+        hub.store.clear_watchdog_missing()
+        return False
+    if not hub.store.flag_watchdog_missing():
+        return False
+    log.error("Watchdog missing for %.0f s: the alert pipeline may be broken", age)
+    enqueue(hub, watchdog_message(now, age), now)
+    return True

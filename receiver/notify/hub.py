@@ -1,0 +1,46 @@
+"""Everything sending needs, built once per process (app or worker)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+from rq import Queue
+
+from receiver.config import Settings
+from receiver.notify.channels import Notifier
+from receiver.notify.email import Email
+from receiver.notify.pagerduty import PagerDuty
+from receiver.notify.slack import Slack
+from receiver.store import Store
+from receiver.store.client import binary_twin
+from receiver.store.deliveries import DeliveryStore
+from receiver.store.incidents import IncidentStore
+
+QUEUE_NAME = "blast-radius-notify"
+
+
+@dataclass
+class Hub:
+    settings: Settings
+    store: Store
+    incidents: IncidentStore
+    deliveries: DeliveryStore
+    queue: Queue
+    channels: dict[str, Notifier]
+    clock: Callable[[], float]
+
+
+def build_hub(
+    settings: Settings,
+    client: redis.Redis,
+    store: Store,
+    incidents: IncidentStore,
+    clock: Callable[[], float],
+) -> Hub:
+    notify = settings.notify
+    candidates: list[Notifier] = [PagerDuty(notify), Slack(notify), Email(notify)]
+    channels = {c.name: c for c in candidates if notify.configured(c.name)}
+    queue = Queue(QUEUE_NAME, connection=binary_twin(client))
+    return Hub(settings, store, incidents, DeliveryStore(client), queue, channels, clock)

@@ -1,0 +1,106 @@
+"""What a notification says, independent of the channel that carries it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from receiver.incidents import Incident, highest_tier, impact
+
+EVENT_PRECEDENCE = (
+    "opened",
+    "escalated",
+    "resolved",
+    "priority_raised",
+    "acknowledged",
+    "tenant_isolated",
+    "isolation_suppressed",
+    "tenant_joined",
+    "tenant_restored",
+    "watchdog_missing",
+)
+HEADLINES = {
+    "opened": "Incident opened",
+    "escalated": "Incident escalated",
+    "resolved": "Incident resolved",
+    "priority_raised": "Incident priority raised",
+    "acknowledged": "Incident acknowledged",
+    "tenant_isolated": "Tenant isolated",
+    "isolation_suppressed": "Isolation held back by the blast-radius guard",
+    "tenant_joined": "Tenant joined incident",
+    "tenant_restored": "Tenant restored",
+    "watchdog_missing": "Alert pipeline silent: Watchdog missing",
+}
+
+
+@dataclass(frozen=True)
+class TenantLine:
+    tenant_id: str
+    tier: str
+    state: str
+
+
+@dataclass(frozen=True)
+class Message:
+    event: str
+    incident_id: str
+    title: str
+    priority: str
+    status: str
+    scope: str
+    tier: str | None
+    tenants: list[TenantLine] = field(default_factory=list)
+    cost_per_hour: float = 0.0
+    accrued: float = 0.0
+    avoided: float = 0.0
+    escalation_level: int = 0
+    escalation_target: str | None = None
+    details: str = ""
+    links: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def headline(self) -> str:
+        return HEADLINES.get(self.event, self.event)
+
+    @property
+    def summary(self) -> str:
+        tenants = len(self.tenants)
+        who = f"{tenants} tenant{'s' if tenants != 1 else ''}"
+        return f"[{self.priority}] {self.headline}: {self.title} ({who}) — {self.incident_id}"
+
+
+def main_event(kinds: list[str]) -> str:
+    """The one event a batch of notices about an incident is reported as."""
+    ranked = [k for k in EVENT_PRECEDENCE if k in kinds]
+    return ranked[0] if ranked else kinds[0]
+
+
+def build(
+    incident: Incident,
+    event: str,
+    now: float,
+    states: dict[str, str],
+    public_url: str,
+    escalation_target: str | None = None,
+) -> Message:
+    cost = impact(incident, now)
+    tier = highest_tier(incident.tenants.values())
+    base = f"{public_url}/api/v1/incidents/{incident.id}"
+    return Message(
+        event=event,
+        incident_id=incident.id,
+        title=incident.title,
+        priority=incident.priority.value,
+        status=incident.status.value,
+        scope=incident.scope.value,
+        tier=tier.value if tier else None,
+        tenants=[
+            TenantLine(t, tier_.value, states.get(t, "unknown"))
+            for t, tier_ in sorted(incident.tenants.items())
+        ],
+        cost_per_hour=cost.cost_per_hour,
+        accrued=cost.accrued,
+        avoided=cost.avoided,
+        escalation_level=incident.escalation_level,
+        escalation_target=escalation_target,
+        links={"incident": base, "postmortem": f"{base}/postmortem"},
+    )

@@ -1,0 +1,98 @@
+"""What each channel renders, without sending."""
+
+from __future__ import annotations
+
+import pytest
+
+from receiver.config import NotifySettings
+from receiver.notify.email import Email
+from receiver.notify.message import Message, TenantLine, main_event
+from receiver.notify.pagerduty import PagerDuty
+from receiver.notify.slack import Slack, escape
+
+SETTINGS = NotifySettings(
+    pagerduty_routing_keys={"default": "rk-default", "platinum": "rk-platinum"},
+    slack_webhook_url="http://127.0.0.1:9/slack",
+    smtp_host="127.0.0.1",
+    email_to={"default": ("ops@example.com",), "gold": ("gold@example.com",)},
+)
+
+
+def message(event: str = "opened", priority: str = "P0", **changes: object) -> Message:
+    values: dict[str, object] = {
+        "event": event,
+        "incident_id": "INC-20270115-0001",
+        "title": "tenant acme failing",
+        "priority": priority,
+        "status": "open",
+        "scope": "tenant",
+        "tier": "platinum",
+        "tenants": [TenantLine("acme", "platinum", "open")],
+        "cost_per_hour": 150_000.0,
+        "links": {"incident": "http://x/api/v1/incidents/INC-20270115-0001"},
+    }
+    values.update(changes)
+    return Message(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("priority", "severity"), [("P0", "critical"), ("P1", "error"), ("P2", "warning")]
+)
+def test_pagerduty_trigger(priority: str, severity: str) -> None:
+    """Trigger carries the incident as dedup_key, severity by priority, details and links."""
+    body = PagerDuty(SETTINGS).render(message(priority=priority))
+    assert body["event_action"] == "trigger" and body["dedup_key"] == "INC-20270115-0001"
+    assert body["routing_key"] == "rk-platinum"
+    assert body["payload"]["severity"] == severity
+    assert body["payload"]["custom_details"]["tenants"] == {
+        "acme": {"tier": "platinum", "breaker": "open"}
+    }
+    assert body["links"][0]["href"].endswith("INC-20270115-0001")
+
+
+def test_pagerduty_summary_is_capped_and_resolve_is_bare() -> None:
+    """Summary at most 1,024 characters; acknowledge/resolve need only the dedup key."""
+    long = PagerDuty(SETTINGS).render(message(title="x" * 5000))
+    assert len(long["payload"]["summary"]) == 1024
+    resolve = PagerDuty(SETTINGS).render(message(event="resolved", tier="gold"))
+    assert resolve == {
+        "routing_key": "rk-default",
+        "event_action": "resolve",
+        "dedup_key": "INC-20270115-0001",
+    }
+    assert not PagerDuty(SETTINGS).applies(message(event="tenant_restored"))
+
+
+def test_slack_escapes_mentions_and_links() -> None:
+    """Text from outside cannot ping @channel or add a link."""
+    hostile = "<!channel> <http://evil.example|click me> & co"
+    body = Slack(SETTINGS).render(message(title=hostile))
+    text = str(body)
+    assert "<!channel>" not in text and "<http://evil" not in text
+    assert escape(hostile) in text
+
+
+def test_slack_long_tenant_list_says_how_many_more() -> None:
+    """Sections stay within 3,000 characters and 50 blocks; the list is cut with a count."""
+    tenants = [TenantLine(f"tenant-{i:03d}", "bronze", "open") for i in range(300)]
+    body = Slack(SETTINGS).render(message(tenants=tenants))
+    assert len(body["blocks"]) <= 50
+    for block in body["blocks"]:
+        if block["type"] == "section":
+            assert len(block["text"]["text"]) <= 3000
+    assert "and 280 more" in str(body)
+
+
+def test_email_recipients_by_tier_and_plain_text() -> None:
+    """Default recipients plus the tiers' own; a plain-text body naming tenants."""
+    mail = Email(SETTINGS).render(
+        message(tenants=[TenantLine("a", "gold", "open"), TenantLine("b", "bronze", "open")])
+    )
+    assert mail["to"] == ["ops@example.com", "gold@example.com"]
+    assert "a (gold): breaker open" in mail["body"] and "\n" not in mail["subject"]
+
+
+def test_a_batch_is_reported_as_its_main_event() -> None:
+    """An alert that opens an incident also joins, raises and isolates: one 'opened'."""
+    assert main_event(["tenant_joined", "priority_raised", "opened", "tenant_isolated"]) == "opened"
+    assert main_event(["tenant_restored", "resolved"]) == "resolved"
