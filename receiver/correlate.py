@@ -191,9 +191,22 @@ def _apply(draft: Draft, signals: Signals, isolated: set[str]) -> None:
             tenant_id,
             signals.group_key,
         )
+    held_alerts = {t: a for t, a in alerts if t in signals.held and a.firing}
     for tenant_id, reason in signals.held.items():
         incident = draft.current(Scope.PLATFORM) or draft.new(Scope.PLATFORM, SHARED_FAILURE)
         draft.join(incident, tenant_id, signals.tiers.get(tenant_id, Tier.BRONZE), reason)
+        if (alert := held_alerts.get(tenant_id)) is not None:
+            name = alert.labels.get("alertname", "alert")
+            rules.record_alert(
+                incident,
+                alert.fingerprint,
+                name,
+                True,
+                alert.starts_at_s,
+                now,
+                tenant_id,
+                signals.group_key,
+            )
         if tenant_id not in incident.suppressed:
             incident.suppressed.append(tenant_id)
             incident.log(

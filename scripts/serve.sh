@@ -20,8 +20,15 @@ while IFS='=' read -r name value; do
   [ -n "${!name:-}" ] || export "$name=$value"
 done < .dev-tokens
 
+# Trial timings so a demo recovers in seconds; unset them (or set your own) for real use.
+export BREAKER_OPEN_TIMEOUT_S="${BREAKER_OPEN_TIMEOUT_S:-10}"
+export BREAKER_HALF_OPEN_PROBATION_S="${BREAKER_HALF_OPEN_PROBATION_S:-10}"
+export RECEIVER_SWEEP_INTERVAL_S="${RECEIVER_SWEEP_INTERVAL_S:-1}"
+
 echo "blast-radius receiver on http://${BIND:-127.0.0.1:8080} (development tokens):"
 for name in RECEIVER_WEBHOOK_TOKEN RECEIVER_API_TOKEN RECEIVER_ADMIN_TOKEN; do
   echo "  export $name=${!name}"
 done
+echo "trial timings: open ${BREAKER_OPEN_TIMEOUT_S}s, probation ${BREAKER_HALF_OPEN_PROBATION_S}s;" \
+     "try it: .venv/bin/blast-radius demo"
 exec .venv/bin/blast-radius serve --bind "${BIND:-127.0.0.1:8080}"

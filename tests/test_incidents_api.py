@@ -115,6 +115,9 @@ def test_blast_radius_guard(api: FlaskClient) -> None:
     assert len(platform) == 1 and platform[0]["priority"] == "P0"
     assert platform[0]["title"] == "suspected shared-resource failure"
     assert len(platform[0]["suppressed"]) == 5
+    assert platform[0]["status"] == "open"
+    fail(api, *tenants, status="resolved")
+    assert incidents(api, "?scope=platform")["items"][0]["status"] == "resolved"
     states = api.get("/api/v1/tenants?per_page=500", headers=READER).get_json()["items"]
     assert sum(t["breaker"]["state"] == "open" for t in states) == 20
 

@@ -67,5 +67,13 @@ def worker(burst: bool) -> None:
     Worker([hub.queue], connection=hub.queue.connection).work(burst=burst, with_scheduler=True)
 
 
-if __name__ == "__main__":
-    main()
+def _register() -> None:
+    from receiver.cli import check, demo, listing
+
+    main.add_command(demo.demo)
+    main.add_command(check.check)
+    main.add_command(listing.tenants)
+    main.add_command(listing.incidents)
+
+
+_register()
