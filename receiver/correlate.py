@@ -195,14 +195,14 @@ def _apply(draft: Draft, signals: Signals, isolated: set[str]) -> None:
     for tenant_id, reason in signals.held.items():
         incident = draft.current(Scope.PLATFORM) or draft.new(Scope.PLATFORM, SHARED_FAILURE)
         draft.join(incident, tenant_id, signals.tiers.get(tenant_id, Tier.BRONZE), reason)
-        if (alert := held_alerts.get(tenant_id)) is not None:
-            name = alert.labels.get("alertname", "alert")
+        if (held := held_alerts.get(tenant_id)) is not None:
+            name = held.labels.get("alertname", "alert")
             rules.record_alert(
                 incident,
-                alert.fingerprint,
+                held.fingerprint,
                 name,
                 True,
-                alert.starts_at_s,
+                held.starts_at_s,
                 now,
                 tenant_id,
                 signals.group_key,

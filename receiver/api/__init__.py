@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from receiver.api import alerts, health, incidents, notifications, tenants, webhook
+from receiver.api import alerts, health, incidents, notifications, openapi, tenants, webhook
 
 
 def register(app: Flask) -> None:
@@ -14,3 +14,4 @@ def register(app: Flask) -> None:
     app.register_blueprint(alerts.bp)
     app.register_blueprint(incidents.bp)
     app.register_blueprint(notifications.bp)
+    app.register_blueprint(openapi.bp)

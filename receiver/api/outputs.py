@@ -1,0 +1,146 @@
+"""Response shapes, for the OpenAPI document (dump-only; views build the data)."""
+
+from __future__ import annotations
+
+from marshmallow import INCLUDE, Schema, fields
+
+from receiver.schemas import TenantOut, TransitionOut
+
+
+class Out(Schema):
+    """Responses may grow fields; clients must ignore the ones they do not know."""
+
+    class Meta:
+        unknown = INCLUDE
+
+
+class ErrorEnvelope(Out):
+    status = fields.String(dump_only=True, metadata={"enum": ["error"]})
+    code = fields.Integer(dump_only=True)
+    message = fields.String(dump_only=True)
+    errors = fields.Raw(dump_only=True, metadata={"description": "field errors, if any"})
+    request_id = fields.String(dump_only=True)
+
+
+class TransitionEventOut(TransitionOut):
+    tenant_id = fields.String(dump_only=True)
+
+
+class NoticeOut(Out):
+    kind = fields.String(dump_only=True)
+    incident_id = fields.String(dump_only=True)
+    tenant_id = fields.String(dump_only=True, allow_none=True)
+
+
+class WebhookReply(Out):
+    status = fields.String(dump_only=True)
+    accepted = fields.Integer(dump_only=True)
+    duplicates = fields.Integer(dump_only=True)
+    rejected = fields.List(
+        fields.Dict(keys=fields.String(), values=fields.String()), dump_only=True
+    )
+    truncated_alerts = fields.Integer(dump_only=True)
+    transitions = fields.List(fields.Nested(TransitionEventOut), dump_only=True)
+    incidents = fields.List(fields.Nested(NoticeOut), dump_only=True)
+
+
+class TenantPage(Out):
+    items = fields.List(fields.Nested(TenantOut), dump_only=True)
+    total = fields.Integer(dump_only=True)
+    page = fields.Integer(dump_only=True)
+    per_page = fields.Integer(dump_only=True)
+
+
+class BreakerActionReply(Out):
+    transitions = fields.List(fields.Nested(TransitionEventOut), dump_only=True)
+    tenant = fields.Nested(TenantOut, dump_only=True)
+
+
+class AdmissionOut(Out):
+    tenant_id = fields.String(dump_only=True)
+    allow = fields.Boolean(dump_only=True)
+    state = fields.String(dump_only=True)
+    retry_after_s = fields.Integer(dump_only=True, allow_none=True)
+
+
+class StoredAlertOut(Out):
+    fingerprint = fields.String(dump_only=True)
+    status = fields.String(dump_only=True)
+    labels = fields.Dict(keys=fields.String(), values=fields.String(), dump_only=True)
+    annotations = fields.Dict(keys=fields.String(), values=fields.String(), dump_only=True)
+    startsAt = fields.String(dump_only=True)
+    endsAt = fields.String(dump_only=True)
+    receivedAt = fields.Float(dump_only=True)
+
+
+class AlertList(Out):
+    items = fields.List(fields.Nested(StoredAlertOut), dump_only=True)
+
+
+class PipelineOut(Out):
+    watchdog_last_seen_at = fields.Float(dump_only=True, allow_none=True)
+    watchdog_age_s = fields.Float(dump_only=True, allow_none=True)
+    watchdog_max_age_s = fields.Float(dump_only=True)
+    healthy = fields.Boolean(dump_only=True)
+
+
+class ImpactOut(Out):
+    cost_per_hour = fields.Float(dump_only=True)
+    accrued = fields.Float(dump_only=True)
+    all_tenants_cost = fields.Float(dump_only=True)
+    avoided = fields.Float(dump_only=True)
+    currency = fields.String(dump_only=True)
+
+
+class IncidentOut(Out):
+    id = fields.String(dump_only=True)
+    scope = fields.String(dump_only=True)
+    title = fields.String(dump_only=True)
+    priority = fields.String(dump_only=True)
+    status = fields.String(dump_only=True)
+    created_at = fields.Float(dump_only=True)
+    acknowledged_at = fields.Float(dump_only=True, allow_none=True)
+    resolved_at = fields.Float(dump_only=True, allow_none=True)
+    sla_due_at = fields.Float(dump_only=True)
+    tenants = fields.Dict(keys=fields.String(), values=fields.String(), dump_only=True)
+    impact = fields.Nested(ImpactOut, dump_only=True)
+    duration_s = fields.Float(dump_only=True)
+    escalation_level = fields.Integer(dump_only=True)
+    timeline = fields.List(fields.Dict(), dump_only=True)
+
+
+class IncidentPage(Out):
+    items = fields.List(fields.Nested(IncidentOut), dump_only=True)
+    total = fields.Integer(dump_only=True)
+    page = fields.Integer(dump_only=True)
+    per_page = fields.Integer(dump_only=True)
+
+
+class StatsOut(Out):
+    total = fields.Integer(dump_only=True)
+    by_priority = fields.Dict(dump_only=True)
+    by_status = fields.Dict(dump_only=True)
+    mtta_s = fields.Float(dump_only=True, allow_none=True)
+    mttr_s = fields.Float(dump_only=True, allow_none=True)
+    false_positive_rate = fields.Float(dump_only=True, allow_none=True)
+    cost_accrued = fields.Float(dump_only=True)
+    cost_avoided = fields.Float(dump_only=True)
+
+
+class DeliveryOut(Out):
+    id = fields.String(dump_only=True)
+    incident_id = fields.String(dump_only=True)
+    channel = fields.String(dump_only=True)
+    event = fields.String(dump_only=True)
+    status = fields.String(dump_only=True)
+    attempts = fields.Integer(dump_only=True)
+    last_error = fields.String(dump_only=True, allow_none=True)
+
+
+class DeliveryList(Out):
+    items = fields.List(fields.Nested(DeliveryOut), dump_only=True)
+
+
+class HealthOut(Out):
+    status = fields.String(dump_only=True)
+    detail = fields.Dict(dump_only=True)
