@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
 from flask import Flask
 
-from receiver import api, errors
+from receiver import api, errors, logs, metrics
 from receiver.config import ConfigError, Settings, load_settings
 from receiver.deps import EXTENSION, Services
 from receiver.notify.hub import build_hub
@@ -25,9 +26,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     SWEEPER (False to not start the background sweep)."""
     config = test_config or {}
     if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-        )
+        try:
+            logs.configure(os.environ.get("LOG_LEVEL", "INFO"))
+        except ValueError as exc:
+            raise SystemExit(f"blast-radius: configuration error: LOG_LEVEL: {exc}") from None
     try:
         settings: Settings = config.get("SETTINGS") or load_settings()
         registry = load_registry(settings.tenants_file)
@@ -35,6 +37,17 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         log.critical("configuration error: %s", exc)
         raise SystemExit(f"blast-radius: configuration error: {exc}") from None
 
+    notify = settings.notify
+    logs.add_secrets(
+        [
+            settings.webhook_token,
+            settings.api_token,
+            settings.admin_token,
+            *notify.pagerduty_routing_keys.values(),
+            notify.slack_webhook_url,
+            notify.smtp_password,
+        ]
+    )
     if "REDIS_CLIENT" in config:
         client, embedded = config["REDIS_CLIENT"], False
     else:
@@ -58,6 +71,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions[EXTENSION] = Services(settings, store, incidents, registry, clock, embedded, hub)
     errors.register(app)
     api.register(app)
+    metrics.init_app(app)
 
     if registry:
         try:

@@ -14,6 +14,7 @@ import threading
 
 import redis
 
+from receiver import metrics
 from receiver.correlate import Signals, prune, update
 from receiver.deps import Services
 from receiver.ingest import CommitConflict, sweep
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 def sweep_all(s: Services, now: float) -> None:
     events = sweep(s.store, s.settings.breaker, now)
+    metrics.observe_transitions(events)
     signals = Signals(transitions=events)
     update(s.incidents, s.store, s.settings, s.registry, signals, now, tidy=True)
     prune(s.incidents, s.settings, now)

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from receiver import breaker as policy
+from receiver import metrics
 from receiver.api.body import json_body, load, load_query
 from receiver.auth import Role, require
 from receiver.correlate import Signals, update
@@ -117,6 +118,7 @@ def breaker_action(tenant_id: str) -> Response:
     at = now()
     reason = body["reason"] or f"operator: {action.value}"
     events = act(services.store, tenant_id, action, reason, services.settings.breaker, at)
+    metrics.observe_transitions(events)
     notices = update(
         services.incidents,
         services.store,

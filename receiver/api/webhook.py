@@ -6,6 +6,7 @@ from dataclasses import asdict
 
 from flask import Blueprint, Response, jsonify
 
+from receiver import metrics
 from receiver.api.body import json_body, load
 from receiver.auth import Role, require
 from receiver.correlate import Signals, update
@@ -25,6 +26,7 @@ def alertmanager() -> Response:
     services = get_services()
     at = now()
     result = ingest(notification, services.store, services.settings, services.registry, at)
+    metrics.observe_ingest(result)
     notices = update(
         services.incidents,
         services.store,

@@ -61,6 +61,12 @@ def worker(burst: bool) -> None:
         raise click.ClickException(str(exc)) from None
     if not settings.redis_url:
         raise click.ClickException("the worker needs REDIS_URL (the embedded store is per process)")
+    from receiver import metrics
+
+    if path := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        metrics.prepare_multiprocess_dir(path)
+    if port := os.environ.get("WORKER_METRICS_PORT"):
+        metrics.start_worker_exporter(int(port))
     hub = jobs.current_hub()
     if not hub.channels:
         click.echo("warning: no notification channel is configured; deliveries fail", err=True)

@@ -9,6 +9,7 @@ import logging
 import random
 import time
 
+from receiver import metrics
 from receiver.config import load_settings
 from receiver.correlate import Notice, edit
 from receiver.incidents import Incident, Status
@@ -94,6 +95,7 @@ def deliver(delivery_id: str) -> str:
         delivery.next_attempt_at = now + wait
         hub.deliveries.save(delivery)
         retry_in(hub, delivery, wait)
+        metrics.observe_delivery(delivery.channel, "rate_limited")
         return f"rate limited for {wait:.2f}s"
     delivery.attempts += 1
     try:
@@ -111,6 +113,7 @@ def deliver(delivery_id: str) -> str:
         delivery.history.append({"at": now, "outcome": "retry", "detail": str(exc)})
         hub.deliveries.save(delivery)
         retry_in(hub, delivery, delay)
+        metrics.observe_delivery(delivery.channel, "retry")
         log.warning(
             "%s delivery will retry in %.1fs: %s",
             delivery.channel,
@@ -128,6 +131,7 @@ def deliver(delivery_id: str) -> str:
     log.info(
         "%s %s sent", delivery.channel, delivery.event, extra={"incident_id": delivery.incident_id}
     )
+    metrics.observe_delivery(delivery.channel, "sent")
     _record(hub, delivery, f"{delivery.channel} notified ({delivery.event})")
     return "sent"
 
@@ -140,6 +144,7 @@ def _fail(hub: Hub, delivery: Delivery, now: float, reason: str) -> str:
     delivery.next_attempt_at = None
     delivery.history.append({"at": now, "outcome": "failed", "detail": reason})
     hub.deliveries.save(delivery)
+    metrics.observe_delivery(delivery.channel, "failed")
     log.error(
         "%s delivery failed: %s",
         delivery.channel,

@@ -1,0 +1,81 @@
+"""gunicorn settings for production: `gunicorn -c gunicorn.conf.py 'receiver:create_app()'`.
+
+gunicorn also reads this file by itself when started from this directory; any
+command-line flag overrides it. From the environment:
+
+- `BIND` (default `0.0.0.0:8080`)
+- `WEB_CONCURRENCY`: workers; default 2 x CPUs + 1, at most 8, or 1 without
+  `REDIS_URL` (the embedded store lives in one process)
+- `LOG_LEVEL` (default `info`)
+- `PROMETHEUS_MULTIPROC_DIR`: where workers keep their metric files; emptied at
+  start. Unset, a private temporary directory is used and removed at exit, so
+  `/metrics` counts every worker's requests either way.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Any
+
+
+def _workers() -> int:
+    configured = os.environ.get("WEB_CONCURRENCY", "").strip()
+    if configured:
+        return max(1, int(configured))
+    if not os.environ.get("REDIS_URL"):
+        return 1
+    return min(2 * (os.cpu_count() or 1) + 1, 8)
+
+
+bind = os.environ.get("BIND", "0.0.0.0:8080")
+workers = _workers()
+wsgi_app = "receiver:create_app()"
+proc_name = "blast-radius"
+# gunicorn's control socket is one path per user: several servers on a host would
+# take it from each other, and a user without a home cannot create it.
+control_socket_disable = True
+
+# A worker silent this long is killed. Alertmanager's per-tenant groups keep a
+# delivery to a few alerts; one of 10,000 takes tens of seconds today
+# (docs/benchmarks.md), and a killed delivery is retried, resuming where it stopped.
+timeout = 60
+graceful_timeout = 20
+# The heartbeat file on tmpfs: on an overlay filesystem a slow disk write can
+# get a healthy worker killed.
+if os.path.isdir("/dev/shm"):
+    worker_tmp_dir = "/dev/shm"
+
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+accesslog = "-"
+errorlog = "-"
+logger_class = "receiver.logs.GunicornLogger"
+
+# Set before any worker imports prometheus_client, which picks its mode at import.
+_OWN_METRICS_DIR = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _OWN_METRICS_DIR:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="blast-radius-metrics-")
+
+
+def on_starting(server: Any) -> None:
+    """Empty the metrics directory: files of an earlier run's workers would be
+    added to this run's counters (the rule of receiver.metrics.prepare_multiprocess_dir)."""
+    path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    own = f"_{os.getpid()}.db"
+    os.makedirs(path, exist_ok=True)
+    for name in os.listdir(path):
+        if name.endswith(".db") and not name.endswith(own):
+            os.remove(os.path.join(path, name))
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A dead worker's counters stay (they are totals); its live gauges go."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def on_exit(server: Any) -> None:
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

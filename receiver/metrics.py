@@ -1,0 +1,273 @@
+"""Prometheus metrics: what this receiver did (counters, histograms) and what Redis
+says now (breaker states, open incidents, Watchdog age), read at scrape time.
+
+Under gunicorn every worker counts in files under `PROMETHEUS_MULTIPROC_DIR`
+(`gunicorn.conf.py` sets it up) and `GET /metrics` sums them, whichever worker
+answers. The Redis-derived gauges are not counted anywhere: a collector reads
+Redis once per scrape in the answering worker, so they are never summed across
+workers. Several receivers on one Redis all export them; aggregate those with
+`max`, not `sum`.
+
+`GET /metrics` has no auth, like most exporters: it reveals tenant ids, breaker
+states and counts, nothing that changes anything. Keep it off the public listener.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter as Tally
+from collections.abc import Iterable, Iterator
+
+import redis
+from flask import Blueprint, Flask, Response, current_app, g, request
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from receiver import breaker as policy
+from receiver.alerts import Kind
+from receiver.deps import EXTENSION, Services
+from receiver.incidents import Priority
+from receiver.ingest import IngestResult, TransitionEvent
+
+log = logging.getLogger(__name__)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+REGISTRY_EXTENSION = "blast_radius_metrics"
+WEBHOOK_ENDPOINT = "webhook.alertmanager"
+ALERT_OUTCOMES = ("accepted", "duplicate", "rejected")
+STATUS_CLASSES = ("2xx", "4xx", "5xx")
+
+WEBHOOK_REQUESTS = Counter(
+    "blast_radius_webhook_requests_total",
+    "Alertmanager webhook requests, by HTTP status class.",
+    ["status_class"],
+)
+WEBHOOK_DURATION = Histogram(
+    "blast_radius_webhook_duration_seconds",
+    "Time to process one Alertmanager webhook request.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+ALERTS = Counter(
+    "blast_radius_alerts_total",
+    "Alerts in webhook deliveries: accepted (new state), duplicate, rejected.",
+    ["outcome"],
+)
+TRANSITIONS = Counter(
+    "blast_radius_breaker_transitions_total",
+    "Breaker transitions recorded, each counted once by the process that committed it.",
+    ["from_state", "to_state"],
+)
+SUPPRESSED = Counter(
+    "blast_radius_breaker_suppressed_transitions_total",
+    "Transitions policy held back: the blast-radius guard, or a disabled breaker.",
+    ["from_state", "to_state"],
+)
+DETECTION_TO_ISOLATION = Histogram(
+    "blast_radius_detection_to_isolation_seconds",
+    "From the isolation alert's startsAt to the tenant's breaker opening.",
+    buckets=(1, 2.5, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600),
+)
+DELIVERIES = Counter(
+    "blast_radius_notification_deliveries_total",
+    "Notification delivery attempts, by channel and outcome.",
+    ["channel", "outcome"],
+)
+for _outcome in ALERT_OUTCOMES:
+    ALERTS.labels(_outcome)
+for _status in STATUS_CLASSES:
+    WEBHOOK_REQUESTS.labels(_status)
+
+
+def observe_ingest(result: IngestResult) -> None:
+    """Count one webhook delivery's alerts and transitions, and time each first
+    isolation from its alert's start."""
+    ALERTS.labels("accepted").inc(result.accepted)
+    ALERTS.labels("duplicate").inc(result.duplicates)
+    ALERTS.labels("rejected").inc(len(result.rejected))
+    observe_transitions(result.transitions)
+    starts: dict[str, float] = {}
+    for scope, alert in result.alerts:
+        if alert.kind is Kind.ISOLATE and alert.firing:
+            starts[scope] = min(alert.starts_at_s, starts.get(scope, alert.starts_at_s))
+    for event in result.transitions:
+        t = event.transition
+        opened = t.from_state is policy.State.CLOSED and t.to_state is policy.State.OPEN
+        if opened and not t.suppressed and event.tenant_id in starts:
+            DETECTION_TO_ISOLATION.observe(max(0.0, t.at - starts[event.tenant_id]))
+
+
+def observe_transitions(events: Iterable[TransitionEvent]) -> None:
+    """Call only with transitions this process committed, so each counts once."""
+    for event in events:
+        t = event.transition
+        counter = SUPPRESSED if t.suppressed else TRANSITIONS
+        counter.labels(t.from_state.value, t.to_state.value).inc()
+
+
+def observe_delivery(channel: str, outcome: str) -> None:
+    DELIVERIES.labels(channel, outcome).inc()
+
+
+class StateCollector:
+    """Gauges read from Redis at scrape time. If Redis does not answer, only
+    `blast_radius_redis_up 0`: the scrape still carries this process's counters."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "blast_radius_redis_up", "Whether Redis answered the scrape-time reads (1) or not."
+        )
+        try:
+            families = self._read()
+        except redis.RedisError as exc:
+            log.warning("metrics: Redis unavailable at scrape: %s", exc.__class__.__name__)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from families
+
+    def _read(self) -> list[Metric]:
+        s = self.services
+        now = s.clock()
+        state = GaugeMetricFamily(
+            "blast_radius_breaker_state",
+            "1 for the tenant's current breaker state (time-based transitions applied), else 0.",
+            labels=["tenant_id", "state"],
+        )
+        states: Tally[policy.State] = Tally()
+        for batch in s.store.iter_known_tenants():
+            snapshots = s.store.read({tenant: [] for tenant in batch}, now)
+            for tenant_id in batch:
+                current, _ = policy.tick(snapshots[tenant_id].breaker, now, s.settings.breaker)
+                states[current.state] += 1
+                for candidate in policy.State:
+                    state.add_metric([tenant_id, candidate.value], int(candidate is current.state))
+        known = sum(states.values())
+        isolated = sum(n for st, n in states.items() if st in policy.ISOLATING)
+
+        board = s.incidents.board(now)
+        by_priority = Tally(i.priority for i in board.incidents.values() if i.is_open)
+        incidents = GaugeMetricFamily(
+            "blast_radius_incidents_open",
+            "Incidents not yet resolved (open or acknowledged), by priority.",
+            labels=["priority"],
+        )
+        for priority in Priority:
+            incidents.add_metric([priority.value], by_priority[priority])
+
+        watchdog = GaugeMetricFamily(
+            "blast_radius_watchdog_age_seconds",
+            "Seconds since the Watchdog alert last arrived; absent if it never has.",
+        )
+        last = s.store.watchdog_last_seen()
+        if last is not None:
+            watchdog.add_metric([], max(0.0, now - last))
+        return [
+            state,
+            GaugeMetricFamily("blast_radius_known_tenants", "Tenants the receiver knows.", known),
+            GaugeMetricFamily(
+                "blast_radius_isolated_tenants",
+                "Tenants whose breaker is open, half open or forced open.",
+                isolated,
+            ),
+            incidents,
+            watchdog,
+        ]
+
+
+class _Forward:
+    """Another registry's metrics, so the process-wide one and a per-app one
+    are served together."""
+
+    def __init__(self, source: CollectorRegistry) -> None:
+        self.source = source
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        return self.source.collect()
+
+
+def process_registry() -> CollectorRegistry:
+    """This process's counters: summed over every process's files in multiprocess
+    mode, else the default registry (which adds process_* and python_*)."""
+    registry = CollectorRegistry()
+    path = os.environ.get(MULTIPROC_ENV)
+    if path:
+        os.makedirs(path, exist_ok=True)
+        MultiProcessCollector(registry, path)  # type: ignore[no-untyped-call]
+    else:
+        registry.register(_Forward(REGISTRY))
+    return registry
+
+
+def build_registry(services: Services) -> CollectorRegistry:
+    registry = process_registry()
+    state: Collector = StateCollector(services)
+    registry.register(state)
+    return registry
+
+
+bp = Blueprint("metrics", __name__)
+
+
+@bp.get("/metrics")
+def scrape() -> Response:
+    registry: CollectorRegistry = current_app.extensions[REGISTRY_EXTENSION]
+    encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+    return Response(encode(registry), headers={"Content-Type": content_type})
+
+
+@bp.before_app_request
+def _start_clock() -> None:
+    if request.endpoint == WEBHOOK_ENDPOINT:
+        g.webhook_started = time.perf_counter()
+
+
+@bp.after_app_request
+def _count_webhook(response: Response) -> Response:
+    started: float | None = g.pop("webhook_started", None)
+    if started is not None:
+        WEBHOOK_DURATION.observe(time.perf_counter() - started)
+        WEBHOOK_REQUESTS.labels(f"{response.status_code // 100}xx").inc()
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Serve `GET /metrics` and time the webhook. Call after the services are in
+    `app.extensions`; a second call does nothing."""
+    if REGISTRY_EXTENSION in app.extensions:
+        return
+    app.extensions[REGISTRY_EXTENSION] = build_registry(app.extensions[EXTENSION])
+    app.register_blueprint(bp)
+
+
+def start_worker_exporter(port: int, addr: str = "0.0.0.0") -> None:
+    """Serve a non-web process's counters (the notification worker) on their own
+    port. In multiprocess mode this sums the files of the worker's forked job
+    processes too; it never reads Redis, so the state gauges stay single."""
+    start_http_server(port, addr=addr, registry=process_registry())
+
+
+def prepare_multiprocess_dir(path: str) -> None:
+    """Create the directory and drop files left by an earlier run: their pids are
+    gone, and leftover counters would be added to the new ones. This process's own
+    files stay: importing this module already created them."""
+    os.makedirs(path, exist_ok=True)
+    own = f"_{os.getpid()}.db"
+    for name in os.listdir(path):
+        if name.endswith(".db") and not name.endswith(own):
+            os.remove(os.path.join(path, name))
