@@ -1,5 +1,6 @@
-"""Real processes for tests: redis-server and the receiver under gunicorn, on
-loopback ports picked free, stopped by whoever started them."""
+"""Real processes for tests: redis-server, the receiver under gunicorn, Alertmanager and
+Prometheus with the shipped configuration, on loopback ports picked free, stopped by
+whoever started them."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -153,3 +155,251 @@ class Receiver:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+
+def _stop(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _ready(url: str) -> bool:
+    return requests.get(f"{url}/-/ready", timeout=1).status_code == 200
+
+
+class Alertmanager:
+    """Alertmanager with the shipped `alertmanager.yml`; only the webhook URL and the
+    token file are rewritten, so every route and timing is the production one."""
+
+    def __init__(self, webhook_url: str, webhook_token: str) -> None:
+        self.binary = need_binary("prometheus-alertmanager")
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="br-alertmanager-"))
+        self.proc: subprocess.Popen[bytes] | None = None
+        token_file = self.dir / "webhook-token"
+        token_file.write_text(webhook_token)
+        token_file.chmod(0o600)
+        config = yaml.safe_load((ROOT / "alertmanager.yml").read_text())
+        for receiver in config["receivers"]:
+            for webhook in receiver.get("webhook_configs", []):
+                webhook["url"] = webhook_url
+                webhook["http_config"]["authorization"]["credentials_file"] = str(token_file)
+        self.config_file = self.dir / "alertmanager.yml"
+        self.config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    def start(self) -> Alertmanager:
+        with open(self.dir / "log", "wb") as log:
+            self.proc = subprocess.Popen(
+                [
+                    self.binary,
+                    f"--config.file={self.config_file}",
+                    f"--storage.path={self.dir / 'data'}",
+                    f"--web.listen-address={self.address}",
+                    "--cluster.listen-address=",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            wait_for(lambda: _ready(self.url), 30, "alertmanager")
+        except TimeoutError:
+            self.stop(keep_dir=True)
+            raise TimeoutError(f"alertmanager did not start:\n{self.output()}") from None
+        return self
+
+    def output(self) -> str:
+        return (self.dir / "log").read_text(errors="replace")
+
+    def stop(self, keep_dir: bool = False) -> None:
+        _stop(self.proc)
+        self.proc = None
+        if not keep_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Prometheus:
+    """Prometheus with the shipped `prometheus-rules.yml`, scraping `targets` every 10s
+    (as in production) and alerting to one Alertmanager."""
+
+    def __init__(self, targets: Mapping[str, list[str]], alertmanager: str) -> None:
+        self.binary = need_binary("prometheus")
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="br-prometheus-"))
+        self.alertmanager = alertmanager
+        self.proc: subprocess.Popen[bytes] | None = None
+        config = {
+            "global": {"scrape_interval": "10s", "evaluation_interval": "10s"},
+            "rule_files": [str(ROOT / "prometheus-rules.yml")],
+            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
+            "scrape_configs": [
+                {"job_name": job, "static_configs": [{"targets": list(addresses)}]}
+                for job, addresses in targets.items()
+            ],
+        }
+        self.config_file = self.dir / "prometheus.yml"
+        self.config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Prometheus:
+        """Start, and wait until Prometheus has discovered the Alertmanager: an alert
+        firing before that reaches it only with the next re-send, up to 1 minute later."""
+        with open(self.dir / "log", "wb") as log:
+            self.proc = subprocess.Popen(
+                [
+                    self.binary,
+                    f"--config.file={self.config_file}",
+                    f"--storage.tsdb.path={self.dir / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+        def discovered() -> bool:
+            reply = requests.get(f"{self.url}/api/v1/alertmanagers", timeout=1).json()
+            active = reply["data"]["activeAlertmanagers"]
+            return any(self.alertmanager in am["url"] for am in active)
+
+        try:
+            wait_for(lambda: _ready(self.url), 60, "prometheus")
+            wait_for(discovered, 30, "prometheus to discover alertmanager")
+        except TimeoutError:
+            self.stop(keep_dir=True)
+            raise TimeoutError(f"prometheus did not start:\n{self.output()}") from None
+        return self
+
+    def query(self, expr: str) -> list[dict[str, object]]:
+        reply = requests.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=5)
+        reply.raise_for_status()
+        result: list[dict[str, object]] = reply.json()["data"]["result"]
+        return result
+
+    def output(self) -> str:
+        return (self.dir / "log").read_text(errors="replace")
+
+    def stop(self, keep_dir: bool = False) -> None:
+        _stop(self.proc)
+        self.proc = None
+        if not keep_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class AlertmanagerPeer(Alertmanager):
+    """One Alertmanager of an HA pair, gossiping with its peers over loopback.
+
+    Only command-line flags differ from a single Alertmanager. A short gossip interval
+    makes the cluster settle in about two seconds instead of ten; `peer_timeout_s` is
+    how long the second peer waits for the first to deliver (production: 15s)."""
+
+    def __init__(self, webhook_url: str, webhook_token: str, peer_timeout_s: float = 15.0) -> None:
+        super().__init__(webhook_url, webhook_token)
+        self.cluster_port = free_port()
+        self.peer_timeout_s = peer_timeout_s
+        self.peers: list[str] = []
+
+    @classmethod
+    def pair(
+        cls, webhook_url: str, webhook_token: str, peer_timeout_s: float = 15.0
+    ) -> tuple[AlertmanagerPeer, AlertmanagerPeer]:
+        first = cls(webhook_url, webhook_token, peer_timeout_s)
+        second = cls(webhook_url, webhook_token, peer_timeout_s)
+        first.peers, second.peers = [second.cluster_address], [first.cluster_address]
+        return first, second
+
+    @property
+    def cluster_address(self) -> str:
+        return f"127.0.0.1:{self.cluster_port}"
+
+    def start(self) -> AlertmanagerPeer:
+        with open(self.dir / "log", "wb") as log:
+            self.proc = subprocess.Popen(
+                [
+                    self.binary,
+                    f"--config.file={self.config_file}",
+                    f"--storage.path={self.dir / 'data'}",
+                    f"--web.listen-address={self.address}",
+                    f"--cluster.listen-address={self.cluster_address}",
+                    f"--cluster.advertise-address={self.cluster_address}",
+                    f"--cluster.peer-timeout={self.peer_timeout_s}s",
+                    "--cluster.gossip-interval=50ms",
+                    *(f"--cluster.peer={peer}" for peer in self.peers),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            wait_for(lambda: _ready(self.url), 30, "alertmanager peer")
+        except TimeoutError:
+            self.stop(keep_dir=True)
+            raise TimeoutError(f"alertmanager did not start:\n{self.output()}") from None
+        return self
+
+    def cluster_status(self) -> str:
+        reply = requests.get(f"{self.url}/api/v2/status", timeout=5).json()
+        status: str = reply["cluster"]["status"]
+        return status
+
+
+class AlertmanagerApi:
+    """What Prometheus does to an Alertmanager (post alerts), and what tests read back:
+    its active alerts and how many webhook requests it made."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    @staticmethod
+    def time_text(epoch_s: float) -> str:
+        """RFC 3339 in milliseconds, as Prometheus sends start times."""
+        millis = round(epoch_s * 1000)
+        seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(millis // 1000))
+        return f"{seconds}.{millis % 1000:03d}Z"
+
+    @classmethod
+    def alert(
+        cls, labels: Mapping[str, str], starts_at: float, ends_at: float | None = None
+    ) -> dict[str, object]:
+        """An alert as Prometheus posts it; firing ones end 4 minutes ahead, as there."""
+        end = ends_at if ends_at is not None else time.time() + 240
+        return {
+            "labels": dict(labels),
+            "annotations": {"summary": f"{labels.get('alertname')} for tests"},
+            "startsAt": cls.time_text(starts_at),
+            "endsAt": cls.time_text(end),
+            "generatorURL": "http://prometheus.invalid/graph",
+        }
+
+    def post(self, *alerts: Mapping[str, object]) -> None:
+        response = requests.post(f"{self.url}/api/v2/alerts", json=list(alerts), timeout=5)
+        response.raise_for_status()
+
+    def active(self) -> list[dict[str, object]]:
+        response = requests.get(f"{self.url}/api/v2/alerts", params={"active": "true"}, timeout=5)
+        response.raise_for_status()
+        alerts: list[dict[str, object]] = response.json()
+        return alerts
+
+    def webhook_requests(self) -> tuple[int, int]:
+        """Webhook requests made so far, and how many of them failed."""
+        text = requests.get(f"{self.url}/metrics", timeout=5).text
+        counts = {"total": 0, "failed_total": 0}
+        for line in text.splitlines():
+            for kind in counts:
+                name = f'alertmanager_notification_requests_{kind}{{integration="webhook"}}'
+                if line.startswith(name + " "):
+                    counts[kind] = int(float(line.split()[-1]))
+        return counts["total"], counts["failed_total"]
