@@ -12,7 +12,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from receiver import breaker as policy
@@ -256,17 +256,22 @@ def ingest(
         if outcome.held is not None:
             result.held[scope] = outcome.held
     result.alerts = [(scope, alert) for scope, alerts in by_scope.items() for alert in alerts]
-    for event in result.transitions:
+    log_transitions(result.transitions)
+    return result
+
+
+def log_transitions(events: Iterable[TransitionEvent]) -> None:
+    for event in events:
         t = event.transition
         log.info(
-            "breaker %s -> %s%s (%s)",
+            "tenant %s breaker %s -> %s%s (%s)",
+            event.tenant_id,
             t.from_state.value,
             t.to_state.value,
             " suppressed" if t.suppressed else "",
             t.reason,
             extra={"tenant_id": event.tenant_id},
         )
-    return result
 
 
 def act(
@@ -294,12 +299,37 @@ def act(
     return events
 
 
-def sweep(store: Store, settings: BreakerSettings, now: float) -> list[TransitionEvent]:
-    """Record the time-based transitions that are due, even if nobody reads the state."""
+def sweep(
+    store: Store,
+    settings: BreakerSettings,
+    now: float,
+    max_isolated_percent: float | None = None,
+) -> list[TransitionEvent]:
+    """Record the time-based transitions that are due, even if nobody reads the state.
+
+    With `max_isolated_percent`, also retry trips the blast-radius guard held back:
+    a tenant whose isolation alert still fires gets the slot another tenant freed
+    (its alert will not be delivered again, so nothing else would retry it)."""
     events: list[TransitionEvent] = []
 
     def compute(snapshot: Snapshot) -> tuple[Change | None, list[TransitionEvent]]:
         breaker, made = policy.tick(snapshot.breaker, now, settings)
+        held = (
+            breaker.state is policy.State.CLOSED
+            and breaker.firing
+            and breaker.failure_count >= settings.failure_threshold
+        )
+        if held and max_isolated_percent is not None:
+            slot = store.acquire_isolation(snapshot.scope, max_isolated_percent, now)
+            if slot.granted:
+                fingerprint = sorted(breaker.firing)[0]
+                breaker, step = policy.on_firing(
+                    replace(breaker, failure_count=breaker.failure_count - 1),
+                    fingerprint,
+                    now,
+                    settings,
+                )
+                made += [replace(t, reason=f"{t.reason}; a guard slot is free") for t in step]
         if not made:
             return None, []
         change = Change(snapshot.scope, snapshot.version, breaker=breaker, transitions=made)
@@ -309,4 +339,5 @@ def sweep(store: Store, settings: BreakerSettings, now: float) -> list[Transitio
         outcome = commit_scopes(store, {tenant: [] for tenant in batch}, compute, now)
         for made in outcome.values():
             events += made
+    log_transitions(events)
     return events

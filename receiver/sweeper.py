@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def sweep_all(s: Services, now: float) -> None:
-    events = sweep(s.store, s.settings.breaker, now)
+    events = sweep(s.store, s.settings.breaker, now, s.settings.max_isolated_percent)
     metrics.observe_transitions(events)
     signals = Signals(transitions=events)
     update(s.incidents, s.store, s.settings, s.registry, signals, now, tidy=True)

@@ -283,3 +283,28 @@ def test_retention_drops_old_resolved_incidents(
     sweep(fleet)
     assert incidents(api)["total"] == 0
     assert api.get(f"/api/v1/incidents/{incident_id}", headers=READER).status_code == 404
+
+
+def test_held_trip_gets_a_freed_slot(api: FlaskClient, fleet: Flask, clock: Clock) -> None:
+    """A tenant held back by the guard is isolated by the sweep once a slot frees,
+    as long as its alert still fires (Alertmanager will not send it again)."""
+    tenants = [f"b{i:02d}" for i in range(22)]
+    reply = fail(api, *tenants)
+    held = sorted(t["tenant_id"] for t in reply["transitions"] if t["suppressed"])
+    assert len(held) == 2
+    sweep(fleet)
+    states = {
+        t["tenant_id"]: t["breaker"]["state"]
+        for t in api.get("/api/v1/tenants?per_page=500", headers=READER).get_json()["items"]
+    }
+    assert [states[t] for t in held] == ["closed", "closed"]
+    opened = [t for t in tenants if t not in held][:2]
+    fail(api, *opened, status="resolved")
+    for tenant in opened:
+        api.post(f"/api/v1/tenants/{tenant}/breaker", json={"action": "force_close"}, headers=ADMIN)
+    clock.advance(5)
+    sweep(fleet)
+    for tenant in held:
+        body = api.get(f"/api/v1/tenants/{tenant}", headers=READER).get_json()
+        assert body["breaker"]["state"] == "open"
+        assert "a guard slot is free" in body["breaker"]["transitions"][0]["reason"]
