@@ -197,7 +197,7 @@ def bench(singles: int, new_tenants: int, rounds: int) -> None:
     redis_server = RedisServer().start()
     client = redis.Redis.from_url(redis_server.url)
     env = {**TOKENS_ENV, "REDIS_URL": redis_server.url, "GUARD_MAX_ISOLATED_PERCENT": "100"}
-    ours = Server("tests.test_metrics:wired_app()", env, WORKERS).start()
+    ours = Server("receiver:create_app()", env, WORKERS).start()
     floor = Server("bench.floor_app:create_app()", {}, WORKERS).start()
     try:
         print(f"gunicorn: {WORKERS} sync workers per server; client: {CONCURRENCY} threads;")

@@ -13,8 +13,9 @@ import json
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from receiver import incidents as rules
@@ -89,7 +90,10 @@ class Draft:
         self.open = {i: inc for i, inc in board.incidents.items() if inc.is_open}
         self.fields: dict[str, str] = {}
         self.delivery_keys: list[str] = []
+        self.seen_keys: set[str] = set()
         self.changed: set[str] = set()
+        self.created: set[str] = set()
+        self.priority_before: dict[str, rules.Priority] = {}
         self.notices: list[Notice] = []
 
     def touch(self, incident: Incident) -> Incident:
@@ -121,20 +125,29 @@ class Draft:
         self.open[incident.id] = incident
         self.fields[f"current:{scope.value}"] = incident.id
         self.notices.append(Notice("opened", incident.id))
+        self.created.add(incident.id)
         return self.touch(incident)
 
     def join(self, incident: Incident, tenant_id: str, tier: Tier, why: str) -> None:
-        before = incident.priority
-        if rules.add_tenant(incident, tenant_id, tier, self.now, why):
+        """Add a tenant; priority is settled once per attempt in `rank`."""
+        self.priority_before.setdefault(incident.id, incident.priority)
+        if rules.add_tenant(incident, tenant_id, tier, self.now, why, rank=False):
             self.notices.append(Notice("tenant_joined", incident.id, tenant_id))
-        if incident.priority is not before:
-            self.notices.append(Notice("priority_raised", incident.id))
         if incident.scope is Scope.TENANT:
             count = len(incident.tenants)
             incident.title = (
                 f"tenant {tenant_id} failing" if count == 1 else f"{count} tenants failing"
             )
         self.touch(incident)
+
+    def rank(self) -> None:
+        """Reprioritize every incident tenants joined, once; note what rose."""
+        for incident_id, before in self.priority_before.items():
+            incident = self.open[incident_id]
+            rules.reprioritize(incident, self.now)
+            if incident.priority is not before:
+                self.notices.append(Notice("priority_raised", incident_id))
+        self.priority_before.clear()
 
     def change(self) -> BoardChange:
         still_open = [i for i in self.open if self.open[i].is_open]
@@ -143,7 +156,7 @@ class Draft:
             self.board.version,
             fields=self.fields,
             delivery_keys=self.delivery_keys,
-            outbox=[json.dumps(asdict(n)) for n in self.notices],
+            outbox=outbox_entries(self.notices),
             put={i: self.open[i] for i in self.changed},
         )
 
@@ -157,12 +170,13 @@ def _new_alerts(draft: Draft, signals: Signals, isolated: set[str]) -> list[tupl
         if not (alert.kind is Kind.ISOLATE or is_platform_problem(alert)):
             continue
         key = alert.delivery_key()
-        if key in draft.board.seen or key in draft.delivery_keys:
+        if key in draft.board.seen or key in draft.seen_keys:
             continue
         replayed = key not in signals.fresh
         if replayed and alert.firing and alert.kind is Kind.ISOLATE and scope not in isolated:
             continue
         draft.delivery_keys.append(key)
+        draft.seen_keys.add(key)
         fresh.append((scope, alert))
     return fresh
 
@@ -267,6 +281,7 @@ def _apply(draft: Draft, signals: Signals, isolated: set[str]) -> None:
                     "Alertmanager truncated alerts: the incident may "
                     "miss tenants (set max_alerts: 0 on the webhook)",
                 )
+    draft.rank()
     settle(draft, isolated)
 
 
@@ -288,18 +303,19 @@ def settle(draft: Draft, isolated: set[str], candidates: Iterable[str] | None = 
 
 
 def _costs(draft: Draft, store: Store, settings: Settings, registry: Mapping[str, Tier]) -> None:
-    """Per-hour cost of each changed incident, and of every known tenant for comparison."""
-    if not draft.changed:
-        return
-    everyone = rules.tenants_cost_per_hour(
-        all_tiers(store, registry).values(), settings.tier_hourly_cost
-    )
+    """Per-hour cost of each changed incident; the every-known-tenant comparison is
+    taken when an incident opens and when it resolves (it walks every tenant)."""
+    everyone: float | None = None
     for incident_id in draft.changed:
         incident = draft.open[incident_id]
         incident.cost_per_hour = rules.tenants_cost_per_hour(
             incident.tenants.values(), settings.tier_hourly_cost
         )
-        incident.all_tenants_cost_per_hour = everyone
+        if incident_id in draft.created or not incident.is_open:
+            if everyone is None:
+                tiers = all_tiers(store, registry).values()
+                everyone = rules.tenants_cost_per_hour(tiers, settings.tier_hourly_cost)
+            incident.all_tenants_cost_per_hour = everyone
 
 
 def all_tiers(store: Store, registry: Mapping[str, Tier]) -> dict[str, Tier]:
@@ -322,10 +338,16 @@ def update(
     """Apply signals to the incident board; with `tidy`, also expire and settle."""
     if not signals.relevant() and not tidy:
         return []
+    keys = [
+        a.delivery_key()
+        for _, a in signals.alerts
+        if a.kind is Kind.ISOLATE or is_platform_problem(a)
+    ]
+    if not (tidy or signals.held or signals.transitions or incidents.unseen(keys, now)):
+        return []  # a repeat of what the board already has: skip reading incidents
     for attempt in range(MAX_ATTEMPTS):
         if attempt:
             time.sleep(random.uniform(0, 0.001 * min(attempt, 10)))
-        keys = [alert.delivery_key() for _, alert in signals.alerts]
         draft = Draft(incidents.board(now, delivery_keys=keys), settings, now)
         isolated = store.isolated()
         _apply(draft, signals, isolated)
@@ -338,15 +360,34 @@ def update(
             return []
         _costs(draft, store, settings, registry)
         if incidents.commit(draft.change(), now):
-            for notice in draft.notices:
-                log.info(
-                    "incident %s: %s",
-                    notice.incident_id,
-                    notice.kind,
-                    extra={"incident_id": notice.incident_id, "tenant_id": notice.tenant_id},
-                )
+            log_notices(draft.notices)
             return draft.notices
     raise CommitConflict("incident board still contended")
+
+
+def outbox_entries(notices: list[Notice]) -> list[str]:
+    """One outbox entry per incident: the kinds of its notices and the tenants they
+    name. A payload that makes 10,000 tenants join is one entry, not 20,000."""
+    grouped: dict[str, tuple[set[str], set[str]]] = {}
+    for notice in notices:
+        kinds, tenants = grouped.setdefault(notice.incident_id, (set(), set()))
+        kinds.add(notice.kind)
+        if notice.tenant_id:
+            tenants.add(notice.tenant_id)
+    return [
+        json.dumps({"incident_id": i, "kinds": sorted(k), "tenant_ids": sorted(t)})
+        for i, (k, t) in grouped.items()
+    ]
+
+
+def log_notices(notices: list[Notice]) -> None:
+    """One line per incident, with counts, however many tenants joined."""
+    by_incident: dict[str, Counter[str]] = {}
+    for notice in notices:
+        by_incident.setdefault(notice.incident_id, Counter())[notice.kind] += 1
+    for incident_id, kinds in by_incident.items():
+        summary = ", ".join(f"{kind} x{n}" if n > 1 else kind for kind, n in kinds.items())
+        log.info("incident %s: %s", incident_id, summary, extra={"incident_id": incident_id})
 
 
 def prune(incidents: IncidentStore, settings: Settings, now: float) -> int:
@@ -376,7 +417,7 @@ def edit(
         notices = change(incident)
         open_ids = [i for i, inc in board.incidents.items() if inc.is_open and i in board.open_ids]
         fields = {"open": json.dumps(sorted(open_ids))}
-        outbox = [json.dumps(asdict(n)) for n in notices]
+        outbox = outbox_entries(notices)
         change_ = BoardChange(board.version, fields, outbox=outbox, put={incident_id: incident})
         if incidents.commit(change_, now):
             return incident, notices

@@ -115,6 +115,11 @@ class Incident:
 
     def log(self, at: float, kind: str, message: str, tenant_id: str | None = None) -> None:
         self.timeline.append(Event(at, kind, message, tenant_id))
+        if len(self.timeline) > 2 * TIMELINE_CAP:  # trimmed in batches, not per entry
+            self.trim()
+
+    def trim(self) -> None:
+        """Keep the first event (how it began) and the newest ones, at most the cap."""
         if len(self.timeline) > TIMELINE_CAP:
             self.timeline = self.timeline[:1] + self.timeline[-(TIMELINE_CAP - 1) :]
 
@@ -123,6 +128,7 @@ class Incident:
         return self.status is not Status.RESOLVED
 
     def to_dict(self) -> dict[str, Any]:
+        self.trim()
         data = asdict(self)
         data["tenants"] = {tenant: tier.value for tenant, tier in self.tenants.items()}
         return data
@@ -170,15 +176,19 @@ def reprioritize(incident: Incident, now: float) -> None:
         incident.sla_due_at = min(incident.sla_due_at, incident.created_at + sla)
 
 
-def add_tenant(incident: Incident, tenant_id: str, tier: Tier, now: float, why: str) -> bool:
-    """Add a tenant (or update its tier); True if it joined just now."""
+def add_tenant(
+    incident: Incident, tenant_id: str, tier: Tier, now: float, why: str, rank: bool = True
+) -> bool:
+    """Add a tenant (or update its tier); True if it joined just now. With
+    `rank=False` the caller reprioritizes once after adding many."""
     joined = tenant_id not in incident.tenants
     if joined:
         incident.log(
             now, "tenant_joined", f"tenant {tenant_id} ({tier.value}) joined: {why}", tenant_id
         )
     incident.tenants[tenant_id] = tier
-    reprioritize(incident, now)
+    if rank:
+        reprioritize(incident, now)
     incident.quiet_since = None
     return joined
 

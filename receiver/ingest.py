@@ -85,8 +85,10 @@ def commit_scopes(
     compute: Compute,
     now: float,
     known: Iterable[str] = (),
+    first_read: Mapping[str, Snapshot] | None = None,
 ) -> dict[str, Any]:
     """Read, compute and commit each scope, re-reading the ones that moved.
+    `first_read`, if given, is a fresh read of exactly `scopes` to start from.
 
     `compute` returns the change to write (or None) and a result to hand back; a
     result counts only from the attempt whose commit won. Afterwards each tenant's
@@ -99,7 +101,10 @@ def commit_scopes(
         if attempt_no:
             # Jittered back-off so racing writers stop colliding in lockstep.
             time.sleep(random.uniform(0, 0.001 * min(attempt_no, 10)))
-        snapshots = store.read(pending, now)
+        if attempt_no == 0 and first_read is not None:
+            snapshots = dict(first_read)
+        else:
+            snapshots = store.read(pending, now)
         changes: list[Change] = []
         attempt: dict[str, Any] = {}
         for scope, snapshot in snapshots.items():
@@ -145,6 +150,28 @@ def _alert_record(alert: Alert, notification: Notification, now: float) -> str:
     )
 
 
+def _presume_slots(
+    store: Store,
+    settings: Settings,
+    snapshots: Mapping[str, Snapshot],
+    firing_keys: Mapping[str, set[str]],
+    now: float,
+) -> dict[str, Slot]:
+    """Guard slots for every tenant this delivery would trip, in one round trip
+    rather than one per tenant. Slots a tenant ends up not needing are freed when
+    breakers are committed (`commit_scopes` syncs slots with final states)."""
+    wanted = [
+        scope
+        for scope, snapshot in snapshots.items()
+        if scope in firing_keys
+        and firing_keys[scope] - snapshot.seen
+        and policy.would_trip(
+            policy.tick(snapshot.breaker, now, settings.breaker)[0], settings.breaker
+        )
+    ]
+    return store.acquire_many(wanted, settings.max_isolated_percent, now)
+
+
 def _event_time(alert: Alert, now: float) -> float:
     if alert.firing or alert.ends_at_s is None:
         return now
@@ -178,7 +205,14 @@ def ingest(
         log.warning("rejected %d alerts with invalid tenant_id", len(result.rejected))
     if result.watchdog:
         store.record_watchdog(now)
-    slots: dict[str, Slot] = {}
+    scopes = {scope: [a.delivery_key() for a in alerts] for scope, alerts in by_scope.items()}
+    firing_keys = {
+        scope: {a.delivery_key() for a in alerts if a.kind is Kind.ISOLATE and a.firing}
+        for scope, alerts in by_scope.items()
+        if scope != PLATFORM_SCOPE
+    }
+    first_read = store.read(scopes, now) if scopes else {}
+    slots = _presume_slots(store, settings, first_read, firing_keys, now)
 
     def hold(scope: str) -> str | None:
         """Ask the blast-radius guard for an isolation slot; the reason if refused."""
@@ -244,8 +278,9 @@ def ingest(
         return change, outcome
 
     tenants = [scope for scope in by_scope if scope != PLATFORM_SCOPE]
-    scopes = {scope: [a.delivery_key() for a in alerts] for scope, alerts in by_scope.items()}
-    outcomes: dict[str, ScopeOutcome] = commit_scopes(store, scopes, compute, now, known=tenants)
+    outcomes: dict[str, ScopeOutcome] = commit_scopes(
+        store, scopes, compute, now, known=tenants, first_read=first_read
+    )
     for scope, outcome in outcomes.items():
         result.accepted += len(outcome.applied)
         result.duplicates += outcome.duplicates

@@ -26,12 +26,28 @@ class Timestamp(fields.String):
         return text
 
 
+class StringMap(fields.Dict):
+    """Labels and annotations: names of 1-1024 characters to string values.
+
+    Checked in one pass; a payload of 10,000 alerts has 100,000 of these pairs, and
+    a field object per key and value costs seconds there."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, dict):
+            raise ValidationError("Not a valid mapping type.")
+        errors: dict[str, list[str]] = {}
+        for name, text in value.items():
+            if not 1 <= len(name) <= MAX_LABEL_NAME:
+                errors[name[:64]] = [f"Name must be 1 to {MAX_LABEL_NAME} characters."]
+            elif not isinstance(text, str):
+                errors[name[:64]] = ["Not a valid string."]
+        if errors:
+            raise ValidationError(errors)
+        return dict(value)
+
+
 def _string_map(**kwargs: Any) -> fields.Dict:
-    return fields.Dict(
-        keys=fields.String(validate=validate.Length(min=1, max=MAX_LABEL_NAME)),
-        values=fields.String(),
-        **kwargs,
-    )
+    return StringMap(keys=fields.String(), values=fields.String(), **kwargs)
 
 
 class AlertSchema(Schema):

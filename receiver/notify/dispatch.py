@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from rq import Retry
 
 from receiver import breaker as policy
-from receiver.correlate import Notice
 from receiver.incidents import Incident, Priority, Scope
 from receiver.notify.hub import Hub
 from receiver.notify.message import Message, build, main_event
@@ -31,8 +30,13 @@ ABANDONED_RETRIES = 5
 WATCHDOG = "watchdog"
 
 
+STATES_SHOWN = 50
+"""Breaker states read for a message; channels show at most this many tenants."""
+
+
 def _states(hub: Hub, incident: Incident, now: float) -> dict[str, str]:
-    snapshots = hub.store.read({t: [] for t in incident.tenants}, now)
+    shown = sorted(incident.tenants)[:STATES_SHOWN]
+    snapshots = hub.store.read({t: [] for t in shown}, now)
     settings = hub.settings.breaker
     return {t: policy.tick(s.breaker, now, settings)[0].state.value for t, s in snapshots.items()}
 
@@ -97,8 +101,19 @@ def watchdog_message(now: float, age_s: float | None) -> Message:
     )
 
 
-def drain(hub: Hub, now: float) -> int:
-    """Turn outbox notices into deliveries; returns how many notices were handled."""
+def drain(hub: Hub, now: float, rounds: int = 20) -> int:
+    """Turn outbox entries into deliveries until the outbox is empty (at most
+    `rounds` batches); returns how many entries were handled."""
+    handled = 0
+    for _ in range(rounds):
+        done = _drain_batch(hub, now)
+        handled += done
+        if done < BATCH:
+            break
+    return handled
+
+
+def _drain_batch(hub: Hub, now: float) -> int:
     owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     if not hub.incidents.drain_lock(owner, ttl_s=30):
         return 0
@@ -106,26 +121,28 @@ def drain(hub: Hub, now: float) -> int:
         raw = hub.incidents.outbox(BATCH)
         if not raw:
             return 0
-        notices = [Notice(**json.loads(entry)) for entry in raw]
-        by_incident: dict[str, list[Notice]] = defaultdict(list)
-        for notice in notices:
-            log.info(
-                "notice %s",
-                notice.kind,
-                extra={"incident_id": notice.incident_id, "tenant_id": notice.tenant_id},
-            )
-            by_incident[notice.incident_id].append(notice)
+        by_incident: dict[str, set[str]] = defaultdict(set)
+        for entry in raw:
+            data = json.loads(entry)
+            by_incident[data["incident_id"]].update(data["kinds"])
         found = hub.incidents.get_many(list(by_incident))
-        for incident_id, batch in by_incident.items():
+        for incident_id, kind_set in by_incident.items():
             incident = found.get(incident_id)
             if incident is None:
                 continue
-            kinds = [n.kind for n in batch]
+            kinds = sorted(kind_set)
             target = escalation_target(hub, incident.escalation_level)
             states = _states(hub, incident, now)
             url = hub.settings.notify.public_url
             message = build(incident, main_event(kinds), now, states, url, target)
-            enqueue(hub, message, now)
+            sent = enqueue(hub, message, now)
+            log.info(
+                "incident %s: %s queued for %s",
+                incident_id,
+                message.event,
+                ", ".join(d.channel for d in sent) or "no channel",
+                extra={"incident_id": incident_id},
+            )
             if {"opened", "priority_raised", "escalated"} & set(kinds):
                 schedule_escalation(hub, incident)
         hub.incidents.outbox_done(len(raw))

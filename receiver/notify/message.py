@@ -94,7 +94,7 @@ def build(
         scope=incident.scope.value,
         tier=tier.value if tier else None,
         tenants=[
-            TenantLine(t, tier_.value, states.get(t, "unknown"))
+            TenantLine(t, tier_.value, states.get(t, "not shown"))
             for t, tier_ in sorted(incident.tenants.items())
         ],
         cost_per_hour=cost.cost_per_hour,

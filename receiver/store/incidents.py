@@ -162,3 +162,10 @@ class IncidentStore:
     def drain_unlock(self, owner: str) -> None:
         if self.client.get(k.INCIDENTS_DRAIN_LOCK) == owner:
             self.client.delete(k.INCIDENTS_DRAIN_LOCK)
+
+    def unseen(self, delivery_keys: Sequence[str], now: float) -> bool:
+        """Whether any of these alert states is new to the board (one round trip)."""
+        if not delivery_keys:
+            return False
+        scores = self.client.zmscore(k.INCIDENTS_SEEN, list(delivery_keys))
+        return any(score is None or score <= now for score in scores)

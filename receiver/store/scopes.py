@@ -125,18 +125,30 @@ def transition_from_json(text: str) -> Transition:
 
 
 # KEYS[1] isolated set, KEYS[2] known tenants zset
-# ARGV[1] tenant, ARGV[2] max isolated percent, ARGV[3] now (indexes the tenant as known)
-# Returns {granted (1/0), isolated now, known tenants, cap}. A tenant already holding
-# a slot keeps it; otherwise it gets one only while fewer than the cap are held.
+# ARGV[1] max isolated percent, ARGV[2] now (indexes the tenants as known), ARGV[3..]
+# tenants, in order of preference.
+# Returns, per tenant, {granted (1/0), isolated after it, known tenants, cap}. A
+# tenant already holding a slot keeps it; others get one only while fewer than the
+# cap are held.
 ACQUIRE_ISOLATION = """
-redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[1])
+for i = 3, #ARGV do redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[i]) end
 local known = redis.call('ZCARD', KEYS[2])
-local cap = math.max(1, math.floor(known * tonumber(ARGV[2]) / 100))
+local cap = math.max(1, math.floor(known * tonumber(ARGV[1]) / 100))
 local held = redis.call('SCARD', KEYS[1])
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return {1, held, known, cap} end
-if held >= cap then return {0, held, known, cap} end
-redis.call('SADD', KEYS[1], ARGV[1])
-return {1, held + 1, known, cap}
+local out = {}
+for i = 3, #ARGV do
+  local granted = 1
+  if redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 0 then
+    if held >= cap then
+      granted = 0
+    else
+      redis.call('SADD', KEYS[1], ARGV[i])
+      held = held + 1
+    end
+  end
+  out[#out + 1] = {granted, held, known, cap}
+end
+return out
 """
 
 
@@ -275,8 +287,19 @@ class Store:
 
     def acquire_isolation(self, tenant_id: str, max_percent: float, now: float) -> Slot:
         """One of the blast-radius guard's isolation slots, if the cap allows."""
-        reply = self._acquire(keys=[k.ISOLATED, k.TENANTS], args=[tenant_id, max_percent, now])
-        return Slot(bool(reply[0]), int(reply[1]), int(reply[2]), int(reply[3]))
+        return self.acquire_many([tenant_id], max_percent, now)[tenant_id]
+
+    def acquire_many(
+        self, tenant_ids: Sequence[str], max_percent: float, now: float
+    ) -> dict[str, Slot]:
+        """Slots for several tenants in one atomic step, first come first served."""
+        if not tenant_ids:
+            return {}
+        replies = self._acquire(keys=[k.ISOLATED, k.TENANTS], args=[max_percent, now, *tenant_ids])
+        return {
+            tenant: Slot(bool(r[0]), int(r[1]), int(r[2]), int(r[3]))
+            for tenant, r in zip(tenant_ids, replies, strict=True)
+        }
 
     def sync_isolated(self, isolating: Mapping[str, bool]) -> None:
         """Hold slots for isolating tenants and free the others' (idempotent)."""
