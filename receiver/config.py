@@ -99,6 +99,8 @@ class Settings:
     idempotency_ttl_s: float = 24 * 3600.0
     sweep_interval_s: float = 5.0
     watchdog_max_age_s: float = 300.0
+    alertmanager_url: str | None = None
+    reconcile_interval_s: float = 60.0
     redis_timeout_s: float = 2.0
     tier_hourly_cost: Mapping[str, float] = field(
         default_factory=lambda: dict(DEFAULT_TIER_HOURLY_COST)
@@ -262,6 +264,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         "idempotency_ttl_s": _parse(env, "RECEIVER_IDEMPOTENCY_TTL_S", _positive(float), 86400.0),
         "sweep_interval_s": _parse(env, "RECEIVER_SWEEP_INTERVAL_S", _positive(float), 5.0),
         "watchdog_max_age_s": _parse(env, "RECEIVER_WATCHDOG_MAX_AGE_S", _positive(float), 300.0),
+        "alertmanager_url": (env.get("ALERTMANAGER_URL") or "").rstrip("/") or None,
+        "reconcile_interval_s": _parse(env, "RECONCILE_INTERVAL_S", _positive(float), 60.0),
         "redis_timeout_s": _parse(env, "REDIS_TIMEOUT_S", _positive(float), 2.0),
         "tier_hourly_cost": _parse(env, "TIER_HOURLY_COST", _costs, dict(DEFAULT_TIER_HOURLY_COST)),
     }

@@ -13,17 +13,20 @@ import os
 import threading
 
 import redis
+import requests
 
 from receiver import metrics
 from receiver.correlate import Signals, prune, update
 from receiver.deps import Services
 from receiver.ingest import CommitConflict, sweep
 from receiver.notify.dispatch import check_watchdog, drain
+from receiver.reconcile import ReconcileError, reconcile
 
 log = logging.getLogger(__name__)
 
 
 def sweep_all(s: Services, now: float) -> None:
+    s.store.add_known(s.registry, now)  # Redis may have lost the index since start-up
     events = sweep(s.store, s.settings.breaker, now, s.settings.max_isolated_percent)
     metrics.observe_transitions(events)
     signals = Signals(transitions=events)
@@ -39,6 +42,8 @@ class Sweeper:
         self.interval_s = services.settings.sweep_interval_s
         self.owner = f"{os.getpid()}-{id(self)}"
         self._stop = threading.Event()
+        self._reconcile_due_at = float("-inf")
+        self._http = requests.Session()
         self._thread = threading.Thread(target=self._run, name="sweeper", daemon=True)
 
     def start(self) -> None:
@@ -47,6 +52,21 @@ class Sweeper:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=self.interval_s + 1)
+        self._http.close()
+
+    def reconcile_once(self) -> bool:
+        """Re-apply what Alertmanager holds, at start-up and once per interval across
+        all receivers, so deliveries missed while we were down still converge."""
+        s = self.services
+        url, interval = s.settings.alertmanager_url, s.settings.reconcile_interval_s
+        now = s.clock()
+        if url is None or now < self._reconcile_due_at:
+            return False
+        self._reconcile_due_at = now + interval
+        if not s.store.try_reconcile_lock(self.owner, interval * 0.9):
+            return False
+        reconcile(s, url, now, session=self._http)
+        return True
 
     def run_once(self) -> bool:
         """One sweep, if no other process holds this interval's lock."""
@@ -56,10 +76,13 @@ class Sweeper:
         return True
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                self.run_once()
-            except (redis.RedisError, CommitConflict) as exc:
-                log.warning("sweep skipped: %s", exc.__class__.__name__)
-            except Exception:
-                log.exception("sweep failed")
+        while True:
+            for step in (self.reconcile_once, self.run_once):
+                try:
+                    step()
+                except (redis.RedisError, CommitConflict, ReconcileError) as exc:
+                    log.warning("%s skipped: %s", step.__name__, exc)
+                except Exception:
+                    log.exception("%s failed", step.__name__)
+            if self._stop.wait(self.interval_s):
+                return

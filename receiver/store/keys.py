@@ -18,6 +18,7 @@ Global (`br:{_global}:...`):
                  forced open); the blast-radius guard caps its size
 - `watchdog`     string: when the Watchdog alert last arrived
 - `sweep-lock`   string: which process runs the periodic sweep now
+- `reconcile-lock` string: which process reconciles with Alertmanager this interval
 - `watchdog-alerted` string: set while a "Watchdog missing" notice is out
 
 Incidents (`br:{_incidents}:...`):
@@ -49,6 +50,7 @@ TENANTS = f"{PREFIX}:{{{GLOBAL_TAG}}}:tenants"
 ISOLATED = f"{PREFIX}:{{{GLOBAL_TAG}}}:isolated"
 WATCHDOG = f"{PREFIX}:{{{GLOBAL_TAG}}}:watchdog"
 SWEEP_LOCK = f"{PREFIX}:{{{GLOBAL_TAG}}}:sweep-lock"
+RECONCILE_LOCK = f"{PREFIX}:{{{GLOBAL_TAG}}}:reconcile-lock"
 
 WATCHDOG_ALERTED = f"{PREFIX}:{{{GLOBAL_TAG}}}:watchdog-alerted"
 NOTIFY_TAG = "_notify"

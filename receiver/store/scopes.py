@@ -20,13 +20,19 @@ from receiver.breaker import Breaker, State, Transition
 from receiver.store import keys as k
 
 log = logging.getLogger(__name__)
+REFIRE_GRACE_S = 60.0
+"""How long after a resolution a copy of the earlier firing state stays a duplicate
+(an HA peer's late delivery); after it, the same state firing again is new."""
 
 # KEYS[1] state hash, KEYS[2] transitions list, KEYS[3] seen zset,
 # KEYS[4] alerts hash, KEYS[5] tenant hash
 # ARGV[1] expected version, ARGV[2] now (epoch s), ARGV[3] seen expiry (epoch s),
-# ARGV[4] transition log cap, ARGV[5] tier label ("" leaves it), then four counted
+# ARGV[4] transition log cap, ARGV[5] tier label ("" leaves it), then five counted
 # lists, each a count followed by its items: state field/value pairs, transitions
-# (JSON), delivery keys, alert fingerprint/JSON pairs.
+# (JSON), delivery keys, alert fingerprint/JSON pairs, then ARGV[i] a time and a counted
+# list of delivery keys to expire at that time (the firing state of an alert that
+# resolved: a late copy of it is still a duplicate for a while, a real re-fire with
+# the same start after that counts).
 # Returns the new version, or 0 if the version moved since the caller read it.
 COMMIT_SCOPE = """
 local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
@@ -42,6 +48,9 @@ if n > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[2]) end
 for _ = 1, n do redis.call('ZADD', KEYS[3], ARGV[3], ARGV[i]); i = i + 1 end
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]); i = i + 2 end
+local expire_at = ARGV[i]; i = i + 1
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do redis.call('ZADD', KEYS[3], 'XX', expire_at, ARGV[i]); i = i + 1 end
 redis.call('HSETNX', KEYS[5], 'first_seen_at', ARGV[2])
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[5], 'tier_label', ARGV[5]) end
 redis.call('HSET', KEYS[1], 'version', version + 1)
@@ -69,6 +78,7 @@ class Change:
     transitions: list[Transition] = field(default_factory=list)
     delivery_keys: list[str] = field(default_factory=list)
     alerts: dict[str, str] = field(default_factory=dict)
+    forget_keys: list[str] = field(default_factory=list)
     tier_label: str = ""
 
 
@@ -231,6 +241,7 @@ class Store:
             args.append(len(change.alerts))
             for fingerprint, body in change.alerts.items():
                 args += [fingerprint, body]
+            args += [repr(now + REFIRE_GRACE_S), len(change.forget_keys), *change.forget_keys]
             names = ("state", "transitions", "seen", "alerts", "tenant")
             self._commit(keys=[k.scope_key(scope, n) for n in names], args=args, client=pipe)
         known = list(known)
@@ -281,6 +292,9 @@ class Store:
     def watchdog_last_seen(self) -> float | None:
         value = self.client.get(k.WATCHDOG)
         return float(value) if value else None
+
+    def try_reconcile_lock(self, owner: str, ttl_s: float) -> bool:
+        return bool(self.client.set(k.RECONCILE_LOCK, owner, nx=True, px=int(ttl_s * 1000)))
 
     def try_sweep_lock(self, owner: str, ttl_s: float) -> bool:
         return bool(self.client.set(k.SWEEP_LOCK, owner, nx=True, px=int(ttl_s * 1000)))

@@ -1,0 +1,107 @@
+"""Redis memory stays bounded: 1,000 tenants and 10,000 alert states through the webhook
+twice, with the idempotency TTL and incident retention short enough to pass between
+the rounds. The second round must not add what the first one did. The bound per
+tenant is docs/operations.md's, measured by bench/memory.py at ten times this size,
+with room to spare."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+
+from bench.memory import Usage, deliver, payloads, registry, usage
+from tests.conftest import READER, TOKENS_ENV
+from tests.servers import Receiver, RedisServer, wait_for
+
+pytestmark = pytest.mark.redis
+
+TENANTS = 1_000
+STATES = 10
+"""Per tenant and round: three rules, each firing and resolving (see bench.memory)."""
+RULES = 3
+ISOLATING_STATES = 6
+BYTES_PER_TENANT = 16_000
+"""docs/operations.md: 4-6 KB per tenant measured, about 16 KB with a full transition
+log; the bound is the latter."""
+GROW_TO_A_CAP = ("tenant transitions", "incidents outbox", "notifications")
+TRANSITION_LOG_CAP = 100
+IDEMPOTENCY_TTL_S = 2.0
+
+
+@pytest.fixture
+def receiver(
+    redis_server: RedisServer, real_redis: redis.Redis, tmp_path: Path
+) -> Iterator[Receiver]:
+    env = {
+        **TOKENS_ENV,
+        "REDIS_URL": redis_server.url,
+        "TENANTS_FILE": str(registry(tmp_path / "tenants.yml", TENANTS)),
+        "GUARD_MAX_ISOLATED_PERCENT": "100",
+        "RECEIVER_IDEMPOTENCY_TTL_S": str(IDEMPOTENCY_TTL_S),
+        "INCIDENT_RETENTION_S": "1",
+        "BREAKER_OPEN_TIMEOUT_S": "1",
+        "BREAKER_HALF_OPEN_PROBATION_S": "1",
+        "RECEIVER_SWEEP_INTERVAL_S": "0.2",
+    }
+    server = Receiver(env, workers=2).start()
+    yield server
+    server.stop()
+
+
+def settled(client: redis.Redis, receiver: Receiver) -> bool:
+    """Every breaker closed again, every incident resolved and past retention."""
+    reply = requests.get(
+        f"{receiver.url}/api/v1/incidents", params={"status": "open"}, headers=READER, timeout=30
+    )
+    return (
+        reply.json()["total"] == 0
+        and not client.scard("br:{_global}:isolated")
+        and not client.zcard("br:{_incidents}:created")
+    )
+
+
+def one_round(client: redis.Redis, receiver: Receiver, base: float) -> Usage:
+    url = f"{receiver.url}/webhook/alertmanager"
+    assert deliver(url, payloads(TENANTS, STATES, 1000, base)) == TENANTS * STATES
+    wait_for(lambda: settled(client, receiver), 60, "breakers to close and incidents to go")
+    return usage(client)
+
+
+def per_key(client: redis.Redis, pattern: str, length: str) -> list[int]:
+    pipe = client.pipeline(transaction=False)
+    for key in client.scan_iter(pattern, count=1000):
+        getattr(pipe, length)(key)
+    return [int(n) for n in pipe.execute()]
+
+
+def steady(found: Usage) -> int:
+    """Bytes of everything that must not grow from round to round: transition logs
+    grow to their cap, and the notification outbox drains on its own schedule."""
+    return sum(v for k, v in found.bytes_by_kind.items() if k not in GROW_TO_A_CAP)
+
+
+def test_two_rounds_use_no_more_than_one(receiver: Receiver, real_redis: redis.Redis) -> None:
+    """Delivery keys expire, transition logs are capped, alert records are one per rule,
+    resolved incidents are deleted: round two leaves memory where round one did."""
+    baseline = usage(real_redis)
+    base = time.time() - 7200
+    first = one_round(real_redis, receiver, base)
+    grown = first.used_memory - baseline.used_memory
+    assert grown / TENANTS <= BYTES_PER_TENANT, grown / TENANTS
+
+    time.sleep(IDEMPOTENCY_TTL_S)
+    second = one_round(real_redis, receiver, base + 3600)
+    assert steady(second) <= steady(first) * 1.1 + 64 * 1024, (first, second)
+
+    assert second.keys_by_kind.get("incident documents", 0) == 0
+    assert second.entries_by_kind["incidents seen"] <= TENANTS * ISOLATING_STATES
+    assert second.entries_by_kind["tenant alerts"] == TENANTS * RULES
+    assert max(per_key(real_redis, "br:{t*}:seen", "zcard")) <= STATES
+    assert max(per_key(real_redis, "br:{t*}:transitions", "llen")) <= TRANSITION_LOG_CAP
+    for kind in ("tenant state", "tenant tenant", "tenant seen", "tenant alerts"):
+        assert second.keys_by_kind[kind] == TENANTS, kind
