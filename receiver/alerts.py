@@ -62,6 +62,11 @@ class Alert:
             parts.append(self.ends_at)
         return hashlib.blake2b("|".join(parts).encode(), digest_size=12).hexdigest()
 
+    def firing_key(self) -> str:
+        """The delivery key this alert had while it was firing."""
+        parts = [self.fingerprint, "firing", self.starts_at]
+        return hashlib.blake2b("|".join(parts).encode(), digest_size=12).hexdigest()
+
 
 @dataclass(frozen=True)
 class Notification:

@@ -1,7 +1,8 @@
 """One error envelope for every error, and the request id that ties it to our logs.
 
-4xx only for the client's own fault: Alertmanager never retries a 4xx, so anything
-that is our fault (Redis down, a bug) answers 5xx and the delivery is retried.
+4xx only for the client's own fault. Alertmanager retries a 5xx at once with back-off
+but a 4xx only at the group's next interval (minutes for some routes), so anything
+that is our fault (Redis down, a bug) answers 5xx and is retried promptly.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ def _set_request_id(response: Response) -> Response:
 def register(app: Flask) -> None:
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(redis.ResponseError, _unexpected)
     app.register_error_handler(redis.RedisError, _store_error)
     app.register_error_handler(CommitConflict, _store_error)
     app.register_error_handler(Exception, _unexpected)

@@ -239,6 +239,8 @@ def ingest(
                 continue
             fresh.append(alert)
             change.delivery_keys.append(key)
+            if not alert.firing:
+                change.forget_keys.append(alert.firing_key())
             change.alerts[alert.fingerprint] = _alert_record(alert, notification, now)
             change.tier_label = alert.labels.get("tier", "") or change.tier_label
         outcome.applied = fresh

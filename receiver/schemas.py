@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
@@ -156,14 +157,13 @@ class Moment(fields.Field[float]):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
         try:
-            return float(value)
+            moment: float | None = float(value)
         except (TypeError, ValueError):
-            pass
-        try:
-            moment = to_epoch(str(value))
-        except ValueError:
-            moment = None
-        if moment is None:
+            try:
+                moment = to_epoch(str(value))
+            except ValueError:
+                moment = None
+        if moment is None or not math.isfinite(moment):
             raise ValidationError("Expected epoch seconds or an RFC 3339 time.")
         return moment
 

@@ -151,3 +151,15 @@ def test_idempotency_keys_expire(redis_client) -> None:  # type: ignore[no-untyp
     assert ingest(body, store, FULL, {}, T0 + 50).duplicates == 1
     assert ingest(body, store, FULL, {}, T0 + 101).accepted == 1
     assert redis_client.zcard("br:{acme}:seen") == 1
+
+
+def test_refire_with_the_same_start_counts_after_the_grace(store: Store) -> None:
+    """firing -> resolved -> the same firing state again: a late copy within a minute is a
+    duplicate, later it is a real re-fire (Prometheus re-sent an alert that had ended)."""
+    firing = load(isolate_alert("acme"))
+    ingest(firing, store, FULL, {}, T0)
+    ingest(load(isolate_alert("acme", status="resolved")), store, FULL, {}, T0 + 20)
+    assert ingest(firing, store, FULL, {}, T0 + 30).duplicates == 1
+    again = ingest(firing, store, FULL, {}, T0 + 100)
+    assert again.accepted == 1
+    assert store.read({"acme": []}, T0 + 100)["acme"].breaker.firing == frozenset({"fp-acme"})
