@@ -19,13 +19,9 @@ import pytest
 import requests
 import yaml
 
+from receiver.stack import alertmanager_config, free_port, prometheus_config
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def need_binary(name: str) -> str:
@@ -183,11 +179,7 @@ class Alertmanager:
         token_file = self.dir / "webhook-token"
         token_file.write_text(webhook_token)
         token_file.chmod(0o600)
-        config = yaml.safe_load((ROOT / "alertmanager.yml").read_text())
-        for receiver in config["receivers"]:
-            for webhook in receiver.get("webhook_configs", []):
-                webhook["url"] = webhook_url
-                webhook["http_config"]["authorization"]["credentials_file"] = str(token_file)
+        config = alertmanager_config(ROOT / "alertmanager.yml", webhook_url, token_file)
         self.config_file = self.dir / "alertmanager.yml"
         self.config_file.write_text(yaml.safe_dump(config, sort_keys=False))
 
@@ -239,15 +231,7 @@ class Prometheus:
         self.dir = Path(tempfile.mkdtemp(prefix="br-prometheus-"))
         self.alertmanager = alertmanager
         self.proc: subprocess.Popen[bytes] | None = None
-        config = {
-            "global": {"scrape_interval": "10s", "evaluation_interval": "10s"},
-            "rule_files": [str(ROOT / "prometheus-rules.yml")],
-            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
-            "scrape_configs": [
-                {"job_name": job, "static_configs": [{"targets": list(addresses)}]}
-                for job, addresses in targets.items()
-            ],
-        }
+        config = prometheus_config(ROOT / "prometheus-rules.yml", targets, alertmanager)
         self.config_file = self.dir / "prometheus.yml"
         self.config_file.write_text(yaml.safe_dump(config, sort_keys=False))
 

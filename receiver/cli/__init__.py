@@ -74,12 +74,13 @@ def worker(burst: bool) -> None:
 
 
 def _register() -> None:
-    from receiver.cli import check, demo, listing
+    from receiver.cli import check, demo, listing, stack
 
     main.add_command(demo.demo)
     main.add_command(check.check)
     main.add_command(listing.tenants)
     main.add_command(listing.incidents)
+    main.add_command(stack.stack)
 
 
 _register()
