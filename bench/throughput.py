@@ -30,8 +30,6 @@ import logging
 import os
 import pstats
 import statistics
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -43,48 +41,17 @@ import redis
 import requests
 
 from tests.conftest import READER, TOKENS_ENV, WEBHOOK, isolate_alert
-from tests.servers import ROOT, Receiver, RedisServer, wait_for
+from tests.servers import Receiver, RedisServer
 
 CONCURRENCY = 8
 WORKERS = min(2 * (os.cpu_count() or 1) + 1, 8)
 """gunicorn.conf.py's default with Redis; passed to both servers alike."""
 
 
-class Server(Receiver):
-    """`tests.servers.Receiver` serving another app spec, with the same flags."""
-
-    def __init__(self, spec: str, env: dict[str, str], workers: int) -> None:
-        super().__init__(env, workers)
-        self.spec = spec
-
-    def start(self) -> Server:
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--workers",
-                str(self.workers),
-                "--graceful-timeout",
-                "5",
-                # Long enough for the slowest payload measured here (10,000 alerts).
-                "--timeout",
-                "300",
-                self.spec,
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_for(lambda: requests.get(f"{self.url}/healthz", timeout=1).ok, 30, "gunicorn")
-        except TimeoutError:
-            self.stop()
-            raise TimeoutError(f"gunicorn did not start:\n{self.output()}") from None
-        return self
+def gunicorn(app: str, env: dict[str, str], workers: int) -> Receiver:
+    """gunicorn serving `app` with the same flags as the tests, and a timeout long
+    enough for the slowest payload measured here (10,000 alerts)."""
+    return Receiver(env, workers, app=app, extra_args=("--timeout", "300"))
 
 
 def grouped(size: int, prefix: str) -> dict[str, Any]:
@@ -167,7 +134,7 @@ def big(url: str, size: int, rounds: int, flush: Callable[[], None]) -> list[flo
     return times
 
 
-def served(server: Server, since: int, path: str) -> str:
+def served(server: Receiver, since: int, path: str) -> str:
     """p50/p99 of the server's own time (its access log) for `path` after `since`."""
     times = []
     for text in server.output()[since:].splitlines():
@@ -181,7 +148,7 @@ def served(server: Server, since: int, path: str) -> str:
 
 
 def measured(
-    server: Server,
+    server: Receiver,
     path: str,
     call: Callable[[requests.Session, int], Any],
     count: int,
@@ -197,8 +164,8 @@ def bench(singles: int, new_tenants: int, rounds: int) -> None:
     redis_server = RedisServer().start()
     client = redis.Redis.from_url(redis_server.url)
     env = {**TOKENS_ENV, "REDIS_URL": redis_server.url, "GUARD_MAX_ISOLATED_PERCENT": "100"}
-    ours = Server("receiver:create_app()", env, WORKERS).start()
-    floor = Server("bench.floor_app:create_app()", {}, WORKERS).start()
+    ours = gunicorn("receiver:create_app()", env, WORKERS).start()
+    floor = gunicorn("bench.floor_app:create_app()", {}, WORKERS).start()
     try:
         print(f"gunicorn: {WORKERS} sync workers per server; client: {CONCURRENCY} threads;")
         print(f"{os.cpu_count()} CPUs shared by the client, both servers and redis-server\n")

@@ -100,10 +100,18 @@ class RedisServer:
 class Receiver:
     """The receiver under real gunicorn."""
 
-    def __init__(self, env: Mapping[str, str], workers: int = 2) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        workers: int = 2,
+        app: str = "receiver:create_app()",
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.port = free_port()
         self.env = {**os.environ, **env}
         self.workers = workers
+        self.app = app
+        self.extra_args = extra_args
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept open while the server runs
             prefix="br-gunicorn-", suffix=".log", delete=False
@@ -125,7 +133,8 @@ class Receiver:
                 str(self.workers),
                 "--graceful-timeout",
                 "5",
-                "receiver:create_app()",
+                *self.extra_args,
+                self.app,
             ],
             cwd=ROOT,
             env=self.env,
@@ -199,7 +208,7 @@ class Alertmanager:
                     f"--config.file={self.config_file}",
                     f"--storage.path={self.dir / 'data'}",
                     f"--web.listen-address={self.address}",
-                    "--cluster.listen-address=",
+                    *self.cluster_args(),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -210,6 +219,9 @@ class Alertmanager:
             self.stop(keep_dir=True)
             raise TimeoutError(f"alertmanager did not start:\n{self.output()}") from None
         return self
+
+    def cluster_args(self) -> list[str]:
+        return ["--cluster.listen-address="]
 
     def output(self) -> str:
         return (self.dir / "log").read_text(errors="replace")
@@ -309,29 +321,14 @@ class AlertmanagerPeer(Alertmanager):
     def cluster_address(self) -> str:
         return f"127.0.0.1:{self.cluster_port}"
 
-    def start(self) -> AlertmanagerPeer:
-        with open(self.dir / "log", "wb") as log:
-            self.proc = subprocess.Popen(
-                [
-                    self.binary,
-                    f"--config.file={self.config_file}",
-                    f"--storage.path={self.dir / 'data'}",
-                    f"--web.listen-address={self.address}",
-                    f"--cluster.listen-address={self.cluster_address}",
-                    f"--cluster.advertise-address={self.cluster_address}",
-                    f"--cluster.peer-timeout={self.peer_timeout_s}s",
-                    "--cluster.gossip-interval=50ms",
-                    *(f"--cluster.peer={peer}" for peer in self.peers),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            wait_for(lambda: _ready(self.url), 30, "alertmanager peer")
-        except TimeoutError:
-            self.stop(keep_dir=True)
-            raise TimeoutError(f"alertmanager did not start:\n{self.output()}") from None
-        return self
+    def cluster_args(self) -> list[str]:
+        return [
+            f"--cluster.listen-address={self.cluster_address}",
+            f"--cluster.advertise-address={self.cluster_address}",
+            f"--cluster.peer-timeout={self.peer_timeout_s}s",
+            "--cluster.gossip-interval=50ms",
+            *(f"--cluster.peer={peer}" for peer in self.peers),
+        ]
 
     def cluster_status(self) -> str:
         reply = requests.get(f"{self.url}/api/v2/status", timeout=5).json()
