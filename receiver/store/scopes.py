@@ -32,7 +32,7 @@ REFIRE_GRACE_S = 60.0
 # (JSON), delivery keys, alert fingerprint/JSON pairs, then ARGV[i] a time and a counted
 # list of delivery keys to expire at that time (the firing state of an alert that
 # resolved: a late copy of it is still a duplicate for a while, a real re-fire with
-# the same start after that counts).
+# the same start after that counts); a key's expiry is only ever brought forward.
 # Returns the new version, or 0 if the version moved since the caller read it.
 COMMIT_SCOPE = """
 local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
@@ -50,7 +50,7 @@ n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]); i = i + 2 end
 local expire_at = ARGV[i]; i = i + 1
 n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do redis.call('ZADD', KEYS[3], 'XX', expire_at, ARGV[i]); i = i + 1 end
+for _ = 1, n do redis.call('ZADD', KEYS[3], 'XX', 'LT', expire_at, ARGV[i]); i = i + 1 end
 redis.call('HSETNX', KEYS[5], 'first_seen_at', ARGV[2])
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[5], 'tier_label', ARGV[5]) end
 redis.call('HSET', KEYS[1], 'version', version + 1)
@@ -241,7 +241,8 @@ class Store:
             args.append(len(change.alerts))
             for fingerprint, body in change.alerts.items():
                 args += [fingerprint, body]
-            args += [repr(now + REFIRE_GRACE_S), len(change.forget_keys), *change.forget_keys]
+            grace = min(REFIRE_GRACE_S, self.seen_ttl_s)
+            args += [repr(now + grace), len(change.forget_keys), *change.forget_keys]
             names = ("state", "transitions", "seen", "alerts", "tenant")
             self._commit(keys=[k.scope_key(scope, n) for n in names], args=args, client=pipe)
         known = list(known)
