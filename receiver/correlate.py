@@ -181,6 +181,26 @@ def _new_alerts(draft: Draft, signals: Signals, isolated: set[str]) -> list[tupl
     return fresh
 
 
+def _name(alert: Alert) -> str:
+    return alert.labels.get("alertname", "alert")
+
+
+def _record(
+    incident: Incident, alert: Alert, now: float, tenant_id: str | None, group_key: str
+) -> None:
+    """Put an alert's current state on an incident."""
+    rules.record_alert(
+        incident,
+        alert.fingerprint,
+        _name(alert),
+        alert.firing,
+        alert.starts_at_s,
+        now,
+        tenant_id,
+        group_key,
+    )
+
+
 def _apply(draft: Draft, signals: Signals, isolated: set[str]) -> None:
     now = draft.now
     alerts = _new_alerts(draft, signals, isolated)
@@ -193,34 +213,14 @@ def _apply(draft: Draft, signals: Signals, isolated: set[str]) -> None:
             or draft.current(Scope.TENANT)
             or draft.new(Scope.TENANT, f"tenant {tenant_id} failing")
         )
-        name = alert.labels.get("alertname", "alert")
-        draft.join(incident, tenant_id, tier, f"{name} firing")
-        rules.record_alert(
-            incident,
-            alert.fingerprint,
-            name,
-            True,
-            alert.starts_at_s,
-            now,
-            tenant_id,
-            signals.group_key,
-        )
+        draft.join(incident, tenant_id, tier, f"{_name(alert)} firing")
+        _record(incident, alert, now, tenant_id, signals.group_key)
     held_alerts = {t: a for t, a in alerts if t in signals.held and a.firing}
     for tenant_id, reason in signals.held.items():
         incident = draft.current(Scope.PLATFORM) or draft.new(Scope.PLATFORM, SHARED_FAILURE)
         draft.join(incident, tenant_id, signals.tiers.get(tenant_id, Tier.BRONZE), reason)
         if (held := held_alerts.get(tenant_id)) is not None:
-            name = held.labels.get("alertname", "alert")
-            rules.record_alert(
-                incident,
-                held.fingerprint,
-                name,
-                True,
-                held.starts_at_s,
-                now,
-                tenant_id,
-                signals.group_key,
-            )
+            _record(incident, held, now, tenant_id, signals.group_key)
         if tenant_id not in incident.suppressed:
             incident.suppressed.append(tenant_id)
             incident.log(
@@ -231,26 +231,15 @@ def _apply(draft: Draft, signals: Signals, isolated: set[str]) -> None:
             )
             draft.notices.append(Notice("isolation_suppressed", incident.id, tenant_id))
     for scope, alert in alerts:
-        name = alert.labels.get("alertname", "alert")
         if is_platform_problem(alert) and alert.firing:
             incident = draft.current(Scope.PLATFORM) or draft.new(Scope.PLATFORM, SHARED_FAILURE)
-            rules.record_alert(
-                incident,
-                alert.fingerprint,
-                name,
-                True,
-                alert.starts_at_s,
-                now,
-                group_key=signals.group_key,
-            )
+            _record(incident, alert, now, None, signals.group_key)
             draft.touch(incident)
         elif not alert.firing:
             for incident in list(draft.open.values()):
                 if alert.fingerprint in incident.alerts:
                     tenant = None if scope.startswith("_") else scope
-                    rules.record_alert(
-                        incident, alert.fingerprint, name, False, alert.starts_at_s, now, tenant
-                    )
+                    _record(incident, alert, now, tenant, "")
                     draft.touch(incident)
     for event in signals.transitions:
         t = event.transition
