@@ -151,6 +151,21 @@ def on_firing(
     return breaker, []
 
 
+def is_held(breaker: Breaker, settings: BreakerSettings) -> bool:
+    """A trip the blast-radius guard held back: closed, though its alert fires on."""
+    return (
+        breaker.state is State.CLOSED
+        and bool(breaker.firing)
+        and breaker.failure_count >= settings.failure_threshold
+    )
+
+
+def release_hold(breaker: Breaker, now: float) -> Step:
+    """Open a held-back breaker now that the guard has a slot for it."""
+    fingerprint = min(breaker.firing)
+    return _open(breaker, now, f"isolation alert {fingerprint} still firing; a guard slot is free")
+
+
 def on_resolved(breaker: Breaker, fingerprint: str, now: float, settings: BreakerSettings) -> Step:
     """A resolved notification. It never closes an open breaker by itself: an
     isolated tenant has no traffic, so its healthy-looking ratio proves nothing."""

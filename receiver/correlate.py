@@ -68,12 +68,13 @@ class Signals:
             partial=result.partial,
         )
 
-    def relevant(self) -> bool:
-        return bool(
-            self.held
-            or self.transitions
-            or any(a.kind is Kind.ISOLATE or is_platform_problem(a) for _, a in self.alerts)
-        )
+    def board_keys(self) -> list[str]:
+        """Delivery keys of the alerts incidents care about (isolation, platform)."""
+        return [
+            a.delivery_key()
+            for _, a in self.alerts
+            if a.kind is Kind.ISOLATE or is_platform_problem(a)
+        ]
 
 
 def is_platform_problem(alert: Alert) -> bool:
@@ -325,13 +326,7 @@ def update(
     tidy: bool = False,
 ) -> list[Notice]:
     """Apply signals to the incident board; with `tidy`, also expire and settle."""
-    if not signals.relevant() and not tidy:
-        return []
-    keys = [
-        a.delivery_key()
-        for _, a in signals.alerts
-        if a.kind is Kind.ISOLATE or is_platform_problem(a)
-    ]
+    keys = signals.board_keys()
     if not (tidy or signals.held or signals.transitions or incidents.unseen(keys, now)):
         return []  # a repeat of what the board already has: skip reading incidents
     for attempt in range(MAX_ATTEMPTS):

@@ -12,7 +12,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from receiver import breaker as policy
@@ -351,22 +351,11 @@ def sweep(
 
     def compute(snapshot: Snapshot) -> tuple[Change | None, list[TransitionEvent]]:
         breaker, made = policy.tick(snapshot.breaker, now, settings)
-        held = (
-            breaker.state is policy.State.CLOSED
-            and breaker.firing
-            and breaker.failure_count >= settings.failure_threshold
-        )
-        if held and max_isolated_percent is not None:
+        if max_isolated_percent is not None and policy.is_held(breaker, settings):
             slot = store.acquire_isolation(snapshot.scope, max_isolated_percent, now)
             if slot.granted:
-                fingerprint = sorted(breaker.firing)[0]
-                breaker, step = policy.on_firing(
-                    replace(breaker, failure_count=breaker.failure_count - 1),
-                    fingerprint,
-                    now,
-                    settings,
-                )
-                made += [replace(t, reason=f"{t.reason}; a guard slot is free") for t in step]
+                breaker, step = policy.release_hold(breaker, now)
+                made += step
         if not made:
             return None, []
         change = Change(snapshot.scope, snapshot.version, breaker=breaker, transitions=made)

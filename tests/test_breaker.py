@@ -10,10 +10,12 @@ from receiver.breaker import (
     State,
     admit,
     apply_action,
+    is_held,
     next_transition_at,
     on_firing,
     on_resolved,
     open_timeout_s,
+    release_hold,
     tick,
 )
 from receiver.config import BreakerSettings
@@ -205,3 +207,14 @@ def test_admission(breaker: Breaker, draw: float, allow: bool, retry_after_s: in
     assert decision.allow is allow
     assert decision.retry_after_s == retry_after_s
     assert decision.state is breaker.state
+
+
+def test_held_trip_is_released_when_a_slot_frees() -> None:
+    """A trip held back by the guard stays closed and is recognised; releasing opens it."""
+    breaker, made = on_firing(Breaker(), "a", T, S, hold="guard full")
+    assert breaker.state is State.CLOSED and made[0].suppressed
+    assert is_held(breaker, S)
+    opened, step = release_hold(breaker, T + 30)
+    assert opened.state is State.OPEN and opened.opened_at == T + 30
+    assert "a guard slot is free" in step[0].reason
+    assert not is_held(on_resolved(breaker, "a", T + 1, S)[0], S)
