@@ -176,7 +176,35 @@ def _ready(url: str) -> bool:
     return requests.get(f"{url}/-/ready", timeout=1).status_code == 200
 
 
-class Alertmanager:
+class Daemon:
+    """A Prometheus-family binary run from its own temporary folder, logging to
+    `log` there; the folder is kept when start-up fails, for its log."""
+
+    proc: subprocess.Popen[bytes] | None
+    dir: Path
+
+    def launch(self, argv: list[str], what: str, ready: list[tuple[object, float]]) -> None:
+        """Run `argv`, then wait for each (check, timeout) in turn."""
+        with open(self.dir / "log", "wb") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            for check, timeout_s in ready:
+                wait_for(check, timeout_s, what)
+        except TimeoutError:
+            self.stop(keep_dir=True)
+            raise TimeoutError(f"{what} did not start:\n{self.output()}") from None
+
+    def output(self) -> str:
+        return (self.dir / "log").read_text(errors="replace")
+
+    def stop(self, keep_dir: bool = False) -> None:
+        _stop(self.proc)
+        self.proc = None
+        if not keep_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Alertmanager(Daemon):
     """Alertmanager with the shipped `alertmanager.yml`; only the webhook URL and the
     token file are rewritten, so every route and timing is the production one."""
 
@@ -201,39 +229,21 @@ class Alertmanager:
         return f"http://{self.address}"
 
     def start(self) -> Alertmanager:
-        with open(self.dir / "log", "wb") as log:
-            self.proc = subprocess.Popen(
-                [
-                    self.binary,
-                    f"--config.file={self.config_file}",
-                    f"--storage.path={self.dir / 'data'}",
-                    f"--web.listen-address={self.address}",
-                    *self.cluster_args(),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            wait_for(lambda: _ready(self.url), 30, "alertmanager")
-        except TimeoutError:
-            self.stop(keep_dir=True)
-            raise TimeoutError(f"alertmanager did not start:\n{self.output()}") from None
+        argv = [
+            self.binary,
+            f"--config.file={self.config_file}",
+            f"--storage.path={self.dir / 'data'}",
+            f"--web.listen-address={self.address}",
+            *self.cluster_args(),
+        ]
+        self.launch(argv, "alertmanager", [(lambda: _ready(self.url), 30)])
         return self
 
     def cluster_args(self) -> list[str]:
         return ["--cluster.listen-address="]
 
-    def output(self) -> str:
-        return (self.dir / "log").read_text(errors="replace")
 
-    def stop(self, keep_dir: bool = False) -> None:
-        _stop(self.proc)
-        self.proc = None
-        if not keep_dir:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class Prometheus:
+class Prometheus(Daemon):
     """Prometheus with the shipped `prometheus-rules.yml`, scraping `targets` every 10s
     (as in production) and alerting to one Alertmanager."""
 
@@ -254,29 +264,19 @@ class Prometheus:
     def start(self) -> Prometheus:
         """Start, and wait until Prometheus has discovered the Alertmanager: an alert
         firing before that reaches it only with the next re-send, up to 1 minute later."""
-        with open(self.dir / "log", "wb") as log:
-            self.proc = subprocess.Popen(
-                [
-                    self.binary,
-                    f"--config.file={self.config_file}",
-                    f"--storage.tsdb.path={self.dir / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{self.port}",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        argv = [
+            self.binary,
+            f"--config.file={self.config_file}",
+            f"--storage.tsdb.path={self.dir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+        ]
 
         def discovered() -> bool:
             reply = requests.get(f"{self.url}/api/v1/alertmanagers", timeout=1).json()
             active = reply["data"]["activeAlertmanagers"]
             return any(self.alertmanager in am["url"] for am in active)
 
-        try:
-            wait_for(lambda: _ready(self.url), 60, "prometheus")
-            wait_for(discovered, 30, "prometheus to discover alertmanager")
-        except TimeoutError:
-            self.stop(keep_dir=True)
-            raise TimeoutError(f"prometheus did not start:\n{self.output()}") from None
+        self.launch(argv, "prometheus", [(lambda: _ready(self.url), 60), (discovered, 30)])
         return self
 
     def query(self, expr: str) -> list[dict[str, object]]:
@@ -284,15 +284,6 @@ class Prometheus:
         reply.raise_for_status()
         result: list[dict[str, object]] = reply.json()["data"]["result"]
         return result
-
-    def output(self) -> str:
-        return (self.dir / "log").read_text(errors="replace")
-
-    def stop(self, keep_dir: bool = False) -> None:
-        _stop(self.proc)
-        self.proc = None
-        if not keep_dir:
-            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class AlertmanagerPeer(Alertmanager):
