@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property, lru_cache
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 """Alertmanager's way of saying an alert has no end yet."""
@@ -42,7 +43,7 @@ class Alert:
     def tenant_id(self) -> str | None:
         return self.labels.get("tenant_id")
 
-    @property
+    @cached_property
     def kind(self) -> Kind:
         if self.labels.get("alertname") == "Watchdog":
             return Kind.WATCHDOG
@@ -52,6 +53,7 @@ class Alert:
             return Kind.ISOLATE
         return Kind.TENANT
 
+    @cached_property
     def delivery_key(self) -> str:
         """Identity of this alert *state*: a repeat of it is a duplicate delivery.
 
@@ -62,6 +64,7 @@ class Alert:
             parts.append(self.ends_at)
         return hashlib.blake2b("|".join(parts).encode(), digest_size=12).hexdigest()
 
+    @cached_property
     def firing_key(self) -> str:
         """The delivery key this alert had while it was firing."""
         parts = [self.fingerprint, "firing", self.starts_at]
@@ -87,6 +90,7 @@ def label_fingerprint(labels: dict[str, str]) -> str:
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
+@lru_cache(maxsize=4096)
 def to_epoch(stamp: str) -> float | None:
     """Seconds since the epoch of an RFC 3339 time; None for Alertmanager's zero time.
 

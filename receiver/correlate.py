@@ -41,6 +41,9 @@ class Notice:
     incident_id: str
     tenant_id: str | None = None
 
+    def as_dict(self) -> dict[str, str | None]:
+        return {"kind": self.kind, "incident_id": self.incident_id, "tenant_id": self.tenant_id}
+
 
 @dataclass
 class Signals:
@@ -71,7 +74,7 @@ class Signals:
     def board_keys(self) -> list[str]:
         """Delivery keys of the alerts incidents care about (isolation, platform)."""
         return [
-            a.delivery_key()
+            a.delivery_key
             for _, a in self.alerts
             if a.kind is Kind.ISOLATE or is_platform_problem(a)
         ]
@@ -170,7 +173,7 @@ def _new_alerts(draft: Draft, signals: Signals, isolated: set[str]) -> list[tupl
     for scope, alert in signals.alerts:
         if not (alert.kind is Kind.ISOLATE or is_platform_problem(alert)):
             continue
-        key = alert.delivery_key()
+        key = alert.delivery_key
         if key in draft.board.seen or key in draft.seen_keys:
             continue
         replayed = key not in signals.fresh
@@ -292,9 +295,16 @@ def settle(draft: Draft, isolated: set[str], candidates: Iterable[str] | None = 
             draft.touch(incident)
 
 
-def _costs(draft: Draft, store: Store, settings: Settings, registry: Mapping[str, Tier]) -> None:
+def _costs(
+    draft: Draft,
+    store: Store,
+    settings: Settings,
+    registry: Mapping[str, Tier],
+    resolved: Mapping[str, Tier],
+) -> None:
     """Per-hour cost of each changed incident; the every-known-tenant comparison is
-    taken when an incident opens and when it resolves (it walks every tenant)."""
+    taken when an incident opens and when it resolves (it walks every tenant).
+    `resolved` holds tiers this delivery already resolved, so they are not read again."""
     everyone: float | None = None
     for incident_id in draft.changed:
         incident = draft.open[incident_id]
@@ -303,15 +313,25 @@ def _costs(draft: Draft, store: Store, settings: Settings, registry: Mapping[str
         )
         if incident_id in draft.created or not incident.is_open:
             if everyone is None:
-                tiers = all_tiers(store, registry).values()
+                tiers = all_tiers(store, registry, resolved).values()
                 everyone = rules.tenants_cost_per_hour(tiers, settings.tier_hourly_cost)
             incident.all_tenants_cost_per_hour = everyone
 
 
-def all_tiers(store: Store, registry: Mapping[str, Tier]) -> dict[str, Tier]:
+def all_tiers(
+    store: Store, registry: Mapping[str, Tier], resolved: Mapping[str, Tier] | None = None
+) -> dict[str, Tier]:
+    """Every known tenant's tier; those in `resolved` are taken from there."""
+    resolved = resolved or {}
     tiers: dict[str, Tier] = {}
     for batch in store.iter_known_tenants():
-        for tenant_id, (override, label) in store.tier_fields(batch).items():
+        unread = []
+        for tenant_id in batch:
+            if tenant_id in resolved:
+                tiers[tenant_id] = resolved[tenant_id]
+            else:
+                unread.append(tenant_id)
+        for tenant_id, (override, label) in store.tier_fields(unread).items():
             tiers[tenant_id] = resolve_tier(override, registry.get(tenant_id), label).tier
     return tiers
 
@@ -342,7 +362,7 @@ def update(
             settle(draft, isolated, candidates=list(draft.open))
         if not draft.changed:
             return []
-        _costs(draft, store, settings, registry)
+        _costs(draft, store, settings, registry, signals.tiers)
         if incidents.commit(draft.change(), now):
             log_notices(draft.notices)
             return draft.notices

@@ -7,10 +7,10 @@ retries a scope whose version moved while it was thinking.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,12 +19,14 @@ from receiver import breaker as policy
 from receiver.alerts import PLATFORM_SCOPE, Alert, Kind, Notification
 from receiver.config import BreakerSettings, Settings
 from receiver.store import Change, Snapshot, Store
-from receiver.store.scopes import Slot
+from receiver.store.scopes import Slot, compact_json
 from receiver.tenants import Tier, is_valid_tenant_id, resolve_tier
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 25
+LOGGED_TRANSITIONS = 50
+"""Transitions logged one line each per batch; the rest are summed up in one line."""
 
 
 class CommitConflict(RuntimeError):
@@ -135,7 +137,7 @@ def commit_scopes(
 
 
 def _alert_record(alert: Alert, notification: Notification, now: float) -> str:
-    return json.dumps(
+    return compact_json(
         {
             "status": alert.status,
             "labels": alert.labels,
@@ -145,8 +147,7 @@ def _alert_record(alert: Alert, notification: Notification, now: float) -> str:
             "generatorURL": alert.generator_url,
             "groupKey": notification.group_key,
             "receivedAt": now,
-        },
-        separators=(",", ":"),
+        }
     )
 
 
@@ -205,9 +206,9 @@ def ingest(
         log.warning("rejected %d alerts with invalid tenant_id", len(result.rejected))
     if result.watchdog:
         store.record_watchdog(now)
-    scopes = {scope: [a.delivery_key() for a in alerts] for scope, alerts in by_scope.items()}
+    scopes = {scope: [a.delivery_key for a in alerts] for scope, alerts in by_scope.items()}
     firing_keys = {
-        scope: {a.delivery_key() for a in alerts if a.kind is Kind.ISOLATE and a.firing}
+        scope: {a.delivery_key for a in alerts if a.kind is Kind.ISOLATE and a.firing}
         for scope, alerts in by_scope.items()
         if scope != PLATFORM_SCOPE
     }
@@ -233,14 +234,14 @@ def ingest(
         outcome = ScopeOutcome()
         fresh: list[Alert] = []
         for alert in by_scope[scope]:
-            key = alert.delivery_key()
+            key = alert.delivery_key
             if key in snapshot.seen or key in change.delivery_keys:
                 outcome.duplicates += 1
                 continue
             fresh.append(alert)
             change.delivery_keys.append(key)
             if not alert.firing:
-                change.forget_keys.append(alert.firing_key())
+                change.forget_keys.append(alert.firing_key)
             change.alerts[alert.fingerprint] = _alert_record(alert, notification, now)
             change.tier_label = alert.labels.get("tier", "") or change.tier_label
         outcome.applied = fresh
@@ -287,7 +288,7 @@ def ingest(
         result.accepted += len(outcome.applied)
         result.duplicates += outcome.duplicates
         result.transitions += outcome.events
-        result.fresh.update(alert.delivery_key() for alert in outcome.applied)
+        result.fresh.update(alert.delivery_key for alert in outcome.applied)
         if outcome.tier is not None:
             result.tiers[scope] = outcome.tier
         if outcome.held is not None:
@@ -297,8 +298,11 @@ def ingest(
     return result
 
 
-def log_transitions(events: Iterable[TransitionEvent]) -> None:
-    for event in events:
+def log_transitions(events: Sequence[TransitionEvent]) -> None:
+    """One line per transition, up to `LOGGED_TRANSITIONS`; the rest of a large
+    batch (a shared failure reaching thousands of tenants) as one summary line. Every
+    transition is kept in its tenant's transition log either way."""
+    for event in events[:LOGGED_TRANSITIONS]:
         t = event.transition
         log.info(
             "tenant %s breaker %s -> %s%s (%s)",
@@ -308,6 +312,16 @@ def log_transitions(events: Iterable[TransitionEvent]) -> None:
             " suppressed" if t.suppressed else "",
             t.reason,
             extra={"tenant_id": event.tenant_id},
+        )
+    rest = events[LOGGED_TRANSITIONS:]
+    if rest:
+        moves = Counter(
+            f"{e.transition.from_state.value} -> {e.transition.to_state.value}" for e in rest
+        )
+        log.info(
+            "%d more breaker transitions in this batch: %s",
+            len(rest),
+            ", ".join(f"{move} x{count}" for move, count in sorted(moves.items())),
         )
 
 

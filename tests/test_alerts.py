@@ -43,17 +43,17 @@ def test_kinds_of_captured_alerts() -> None:
 def test_delivery_key_identity() -> None:
     """Same state -> same key; a new startsAt or a resolution is a new state."""
     first = load(isolate_alert("a")).alerts[0]
-    assert first.delivery_key() == load(isolate_alert("a")).alerts[0].delivery_key()
+    assert first.delivery_key == load(isolate_alert("a")).alerts[0].delivery_key
     refired = load(isolate_alert("a", starts_at="2027-01-15T09:00:00Z")).alerts[0]
     resolved = load(isolate_alert("a", status="resolved")).alerts[0]
-    assert len({first.delivery_key(), refired.delivery_key(), resolved.delivery_key()}) == 3
+    assert len({first.delivery_key, refired.delivery_key, resolved.delivery_key}) == 3
 
 
 def test_firing_end_time_is_not_part_of_identity() -> None:
     """Re-sends of a firing alert that move endsAt forward are still duplicates."""
     a = load(isolate_alert("a", ends_at="2027-01-15T08:04:00Z")).alerts[0]
     b = load(isolate_alert("a", ends_at="2027-01-15T08:09:00Z")).alerts[0]
-    assert a.delivery_key() == b.delivery_key()
+    assert a.delivery_key == b.delivery_key
 
 
 def test_missing_fingerprint_is_derived_from_labels() -> None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from receiver.alerts import PLATFORM_SCOPE
 from receiver.breaker import Action, State
 from receiver.config import BreakerSettings, Settings
-from receiver.ingest import act, ingest, sweep
+from receiver.correlate import all_tiers
+from receiver.ingest import LOGGED_TRANSITIONS, act, ingest, sweep
 from receiver.schemas import NotificationSchema
 from receiver.store import Store
+from receiver.tenants import Tier
 from tests.conftest import T0, isolate_alert, payload
 
 S = BreakerSettings()
@@ -163,3 +167,69 @@ def test_refire_with_the_same_start_counts_after_the_grace(store: Store) -> None
     again = ingest(firing, store, FULL, {}, T0 + 100)
     assert again.accepted == 1
     assert store.read({"acme": []}, T0 + 100)["acme"].breaker.firing == frozenset({"fp-acme"})
+
+
+def _many(tenants: list[str], **labels: str) -> dict[str, object]:
+    """One payload with an isolation alert per tenant (Alertmanager grouping by alertname)."""
+    body = isolate_alert(tenants[0])
+    template = body["alerts"][0]
+    body["alerts"] = [
+        {
+            **template,
+            "labels": {**template["labels"], "tenant_id": tenant, **labels},
+            "fingerprint": f"fp-{tenant}",
+        }
+        for tenant in tenants
+    ]
+    return body
+
+
+def test_a_large_batch_logs_each_transition_up_to_a_cap_then_a_summary(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Sixty tenants tripping at once: fifty lines, one summary line, sixty stored logs."""
+    tenants = [f"t{i:02d}" for i in range(LOGGED_TRANSITIONS + 10)]
+    with caplog.at_level(logging.INFO, "receiver.ingest"):
+        result = ingest(load(_many(tenants)), store, FULL, {}, T0)
+    assert len(result.transitions) == len(tenants)
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum("breaker closed -> open" in line for line in lines) == LOGGED_TRANSITIONS
+    assert "10 more breaker transitions in this batch: closed -> open x10" in lines
+    assert all(len(store.transitions(tenant, 10)) == 1 for tenant in tenants)
+
+
+def test_many_platform_alerts_in_one_payload_are_all_stored(store: Store) -> None:
+    """More alert records in one scope than one Redis call takes: all are written."""
+    body = payload("watchdog-firing.json")
+    template = body["alerts"][0]
+    body["alerts"] = [
+        {
+            **template,
+            "labels": {"alertname": "PlatformErrorRateHigh", "shard": str(i)},
+            "fingerprint": f"fp{i}",
+        }
+        for i in range(1200)
+    ]
+    result = ingest(load(body), store, FULL, {}, T0)
+    assert result.accepted == 1200
+    assert len(store.alerts(PLATFORM_SCOPE)) == 1200
+
+
+def test_tiers_resolved_by_a_delivery_match_a_fresh_read(store: Store) -> None:
+    """The cost comparison reuses the tiers a delivery resolved instead of reading them
+    again; they must be exactly what reading them gives."""
+    registry = {"reg": Tier.PLATINUM, "t1": Tier.GOLD}
+    store.set_tier("api", "silver", T0)
+    store.set_tier("t2", "platinum", T0)
+    result = ingest(load(_many(["t1", "t2", "t3"], tier="gold")), store, FULL, registry, T0)
+    store.add_known(["reg"], T0)
+    assert set(result.tiers) == {"t1", "t2", "t3"}
+    fresh = all_tiers(store, registry)
+    assert all_tiers(store, registry, result.tiers) == fresh
+    assert fresh == {
+        "reg": Tier.PLATINUM,
+        "api": Tier.SILVER,
+        "t1": Tier.GOLD,
+        "t2": Tier.PLATINUM,
+        "t3": Tier.GOLD,
+    }

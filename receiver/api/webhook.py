@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from flask import Blueprint, Response, jsonify
 
 from receiver import metrics
@@ -45,6 +43,6 @@ def alertmanager() -> Response:
             "rejected": result.rejected,
             "truncated_alerts": notification.truncated_alerts,
             "transitions": [event.as_dict() for event in result.transitions],
-            "incidents": [asdict(notice) for notice in notices],
+            "incidents": [notice.as_dict() for notice in notices],
         }
     )

@@ -39,7 +39,8 @@ local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if version ~= tonumber(ARGV[1]) then return 0 end
 local i = 6
 local n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
+redis.call('HSET', KEYS[1], 'version', version + 1, unpack(ARGV, i, i + 2 * n - 1))
+i = i + 2 * n
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('LPUSH', KEYS[2], ARGV[i]); i = i + 1 end
 if n > 0 then redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1) end
@@ -47,13 +48,16 @@ n = tonumber(ARGV[i]); i = i + 1
 if n > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[2]) end
 for _ = 1, n do redis.call('ZADD', KEYS[3], ARGV[3], ARGV[i]); i = i + 1 end
 n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]); i = i + 2 end
+while n > 0 do
+  local take = math.min(n, 500)
+  redis.call('HSET', KEYS[4], unpack(ARGV, i, i + 2 * take - 1))
+  i = i + 2 * take; n = n - take
+end
 local expire_at = ARGV[i]; i = i + 1
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('ZADD', KEYS[3], 'XX', 'LT', expire_at, ARGV[i]); i = i + 1 end
 redis.call('HSETNX', KEYS[5], 'first_seen_at', ARGV[2])
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[5], 'tier_label', ARGV[5]) end
-redis.call('HSET', KEYS[1], 'version', version + 1)
 return version + 1
 """
 
@@ -114,16 +118,19 @@ def breaker_from_fields(data: dict[str, str]) -> Breaker:
     )
 
 
+compact_json = json.JSONEncoder(separators=(",", ":")).encode
+"""`json.dumps` with compact separators, without building an encoder per call."""
+
+
 def transition_json(transition: Transition) -> str:
-    return json.dumps(
+    return compact_json(
         {
             "from": transition.from_state.value,
             "to": transition.to_state.value,
             "at": transition.at,
             "reason": transition.reason,
             "suppressed": transition.suppressed,
-        },
-        separators=(",", ":"),
+        }
     )
 
 
