@@ -88,15 +88,20 @@ def commit_scopes(
     now: float,
     known: Iterable[str] = (),
     first_read: Mapping[str, Snapshot] | None = None,
+    taken: Mapping[str, Slot] | None = None,
 ) -> dict[str, Any]:
     """Read, compute and commit each scope, re-reading the ones that moved.
     `first_read`, if given, is a fresh read of exactly `scopes` to start from.
 
     `compute` returns the change to write (or None) and a result to hand back; a
-    result counts only from the attempt whose commit won. Afterwards each tenant's
-    isolation slot is held or freed to match the breaker it ended with."""
+    result counts only from the attempt whose commit won. Afterwards the guard's
+    isolation slots follow the breakers this call committed. A scope left unchanged
+    keeps its slot as it is (the read may be stale by now: another process may have
+    just opened it), except that a slot the caller took in `taken` (read at the end)
+    and did not use is given back."""
     results: dict[str, Any] = {}
     final: dict[str, bool] = {}
+    unchanged: dict[str, bool] = {}
     pending = dict(scopes)
     known = list(known)
     for attempt_no in range(MAX_ATTEMPTS):
@@ -114,7 +119,7 @@ def commit_scopes(
             attempt[scope] = result
             if change is None:
                 results[scope] = result
-                final[scope] = snapshot.breaker.state in policy.ISOLATING
+                unchanged[scope] = snapshot.breaker.state in policy.ISOLATING
             else:
                 changes.append(change)
         versions = store.commit(changes, now, known) if changes or known else []
@@ -123,11 +128,15 @@ def commit_scopes(
         for change, version in zip(changes, versions, strict=True):
             if version:
                 results[change.scope] = attempt[change.scope]
+                unchanged.pop(change.scope, None)
                 if change.breaker is not None:
                     final[change.scope] = change.breaker.state in policy.ISOLATING
             else:
                 retry[change.scope] = pending[change.scope]
         if not retry:
+            for scope, slot in (taken or {}).items():
+                if slot.granted and scope in unchanged and not unchanged[scope]:
+                    final[scope] = False
             final.pop(PLATFORM_SCOPE, None)
             if final:
                 store.sync_isolated(final)
@@ -282,7 +291,7 @@ def ingest(
 
     tenants = [scope for scope in by_scope if scope != PLATFORM_SCOPE]
     outcomes: dict[str, ScopeOutcome] = commit_scopes(
-        store, scopes, compute, now, known=tenants, first_read=first_read
+        store, scopes, compute, now, known=tenants, first_read=first_read, taken=slots
     )
     for scope, outcome in outcomes.items():
         result.accepted += len(outcome.applied)
@@ -360,8 +369,11 @@ def sweep(
 
     With `max_isolated_percent`, also retry trips the blast-radius guard held back:
     a tenant whose isolation alert still fires gets the slot another tenant freed
-    (its alert will not be delivered again, so nothing else would retry it)."""
+    (its alert will not be delivered again, so nothing else would retry it). Then
+    repair guard slots that disagree with their breakers (a process died between a
+    commit and its slot update) once two sweeps in a row saw the same disagreement."""
     events: list[TransitionEvent] = []
+    observed: dict[str, tuple[int, bool]] = {}
 
     def compute(snapshot: Snapshot) -> tuple[Change | None, list[TransitionEvent]]:
         breaker, made = policy.tick(snapshot.breaker, now, settings)
@@ -371,7 +383,10 @@ def sweep(
                 breaker, step = policy.release_hold(breaker, now)
                 made += step
         if not made:
+            isolating = snapshot.breaker.state in policy.ISOLATING
+            observed[snapshot.scope] = (snapshot.version, isolating)
             return None, []
+        observed.pop(snapshot.scope, None)
         change = Change(snapshot.scope, snapshot.version, breaker=breaker, transitions=made)
         return change, [TransitionEvent(snapshot.scope, t) for t in made]
 
@@ -380,4 +395,12 @@ def sweep(
         for made in outcome.values():
             events += made
     log_transitions(events)
+    holding = store.isolated()
+    doubts = {
+        tenant: (version, isolating)
+        for tenant, (version, isolating) in observed.items()
+        if isolating != (tenant in holding)
+    }
+    for tenant in store.repair_slots(doubts):
+        log.warning("guard slot of tenant %s repaired to match its breaker", tenant)
     return events

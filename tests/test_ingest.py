@@ -10,7 +10,7 @@ from receiver.alerts import PLATFORM_SCOPE
 from receiver.breaker import Action, State
 from receiver.config import BreakerSettings, Settings
 from receiver.correlate import all_tiers
-from receiver.ingest import LOGGED_TRANSITIONS, act, ingest, sweep
+from receiver.ingest import LOGGED_TRANSITIONS, act, commit_scopes, ingest, sweep
 from receiver.schemas import NotificationSchema
 from receiver.store import Store
 from receiver.tenants import Tier
@@ -233,3 +233,37 @@ def test_tiers_resolved_by_a_delivery_match_a_fresh_read(store: Store) -> None:
         "t2": Tier.PLATINUM,
         "t3": Tier.GOLD,
     }
+
+
+def test_a_stale_read_does_not_free_a_slot_another_process_just_took(store: Store) -> None:
+    """The sweep read `acme` closed; before it finished, a delivery opened `acme`.
+    Leaving `acme` unchanged must not take its slot away."""
+    stale = store.read({"acme": []}, T0)
+    ingest(load(isolate_alert("acme")), store, FULL, {}, T0)
+    assert store.isolated() == {"acme"}
+    commit_scopes(store, {"acme": []}, lambda snapshot: (None, None), T0, first_read=stale)
+    assert store.isolated() == {"acme"}
+
+
+def test_a_slot_taken_and_not_used_is_given_back(store: Store) -> None:
+    granted = store.acquire_isolation("acme", 100, T0)
+    assert granted.granted and store.isolated() == {"acme"}
+    commit_scopes(store, {"acme": []}, lambda snapshot: (None, None), T0, taken={"acme": granted})
+    assert store.isolated() == set()
+
+
+def test_the_sweep_repairs_slots_that_disagree_with_breakers_twice_in_a_row(
+    store: Store,
+) -> None:
+    """A slot left by a process that died before freeing it, and one lost from the set,
+    are repaired on the second sweep that sees the same disagreement, not the first."""
+    ingest(load(isolate_alert("open-one")), store, FULL, {}, T0)
+    store.add_known(["ghost"], T0)
+    store.client.sadd("br:{_global}:isolated", "ghost")
+    store.client.srem("br:{_global}:isolated", "open-one")
+    sweep(store, S, T0 + 1, max_isolated_percent=100)
+    assert store.isolated() == {"ghost"}, "one sighting may be a commit racing its slot"
+    sweep(store, S, T0 + 2, max_isolated_percent=100)
+    assert store.isolated() == {"open-one"}
+    sweep(store, S, T0 + 3, max_isolated_percent=100)
+    assert store.isolated() == {"open-one"}

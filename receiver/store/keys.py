@@ -16,6 +16,9 @@ Global (`br:{_global}:...`):
 - `tenants`      zset: every known tenant (registry and seen), scored by first seen
 - `isolated`     set: tenants holding an isolation slot (breaker open, half open or
                  forced open); the blast-radius guard caps its size
+- `slot-doubts`  hash: tenant -> `<version>:<0|1>`, a slot that disagreed with the
+                 tenant's breaker at that version in the last sweep; repaired if it
+                 still does at the same version in the next one
 - `watchdog`     string: when the Watchdog alert last arrived
 - `sweep-lock`   string: which process runs the periodic sweep now
 - `reconcile-lock` string: which process reconciles with Alertmanager this interval
@@ -48,6 +51,7 @@ INCIDENTS_TAG = "_incidents"
 
 TENANTS = f"{PREFIX}:{{{GLOBAL_TAG}}}:tenants"
 ISOLATED = f"{PREFIX}:{{{GLOBAL_TAG}}}:isolated"
+SLOT_DOUBTS = f"{PREFIX}:{{{GLOBAL_TAG}}}:slot-doubts"
 WATCHDOG = f"{PREFIX}:{{{GLOBAL_TAG}}}:watchdog"
 SWEEP_LOCK = f"{PREFIX}:{{{GLOBAL_TAG}}}:sweep-lock"
 RECONCILE_LOCK = f"{PREFIX}:{{{GLOBAL_TAG}}}:reconcile-lock"

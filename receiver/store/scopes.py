@@ -169,6 +169,37 @@ return out
 """
 
 
+# KEYS[1] isolated set, KEYS[2] doubts hash
+# ARGV: triples of tenant, version, 1/0 (should hold a slot or not): tenants whose
+# slot disagreed with the breaker read at that version. A disagreement seen at the
+# same version in the previous sweep too (no commit in between, so it is not a
+# commit racing its own slot update) is repaired; doubts not repeated are forgotten.
+# Returns the tenants repaired.
+REPAIR_SLOTS = """
+local listed = {}
+local repaired = {}
+for i = 1, #ARGV, 3 do
+  local tenant, doubt = ARGV[i], ARGV[i + 1] .. ':' .. ARGV[i + 2]
+  listed[tenant] = true
+  if redis.call('HGET', KEYS[2], tenant) == doubt then
+    if ARGV[i + 2] == '1' then
+      redis.call('SADD', KEYS[1], tenant)
+    else
+      redis.call('SREM', KEYS[1], tenant)
+    end
+    redis.call('HDEL', KEYS[2], tenant)
+    repaired[#repaired + 1] = tenant
+  else
+    redis.call('HSET', KEYS[2], tenant, doubt)
+  end
+end
+for _, tenant in ipairs(redis.call('HKEYS', KEYS[2])) do
+  if not listed[tenant] then redis.call('HDEL', KEYS[2], tenant) end
+end
+return repaired
+"""
+
+
 @dataclass(frozen=True)
 class Slot:
     granted: bool
@@ -186,6 +217,7 @@ class Store:
         self.seen_ttl_s = seen_ttl_s
         self._commit = client.register_script(COMMIT_SCOPE)
         self._acquire = client.register_script(ACQUIRE_ISOLATION)
+        self._repair = client.register_script(REPAIR_SLOTS)
 
     def ping(self) -> bool:
         return bool(self.client.ping())
@@ -333,6 +365,15 @@ class Store:
         if remove:
             pipe.srem(k.ISOLATED, *remove)
         pipe.execute()
+
+    def repair_slots(self, doubts: Mapping[str, tuple[int, bool]]) -> list[str]:
+        """Tenants whose slot disagrees with their breaker (version read, should
+        hold one); repairs those that disagreed the same way last time."""
+        args: list[Any] = []
+        for tenant, (version, should_hold) in doubts.items():
+            args += [tenant, version, int(should_hold)]
+        repaired: list[str] = self._repair(keys=[k.ISOLATED, k.SLOT_DOUBTS], args=args)
+        return repaired
 
     def isolated(self) -> set[str]:
         return set(self.client.smembers(k.ISOLATED))  # type: ignore[arg-type]
