@@ -75,6 +75,9 @@ class NotifySettings:
     backoff_cap_s: float = 300.0
     slack_per_s: float = 1.0
     pagerduty_per_s: float = 2.0
+    update_interval_s: float = 60.0
+    """At most one tenant-level update (joined, isolated, restored, held back) per
+    incident this often; opened, priority, escalation and resolution go at once."""
 
     def configured(self, channel: str) -> bool:
         if channel == "pagerduty":
@@ -217,6 +220,7 @@ def load_notify(env: Mapping[str, str]) -> NotifySettings:
         max_attempts=_parse(env, "NOTIFY_MAX_ATTEMPTS", _positive(int), 8),
         backoff_base_s=_parse(env, "NOTIFY_BACKOFF_BASE_S", _positive(float), 2.0),
         backoff_cap_s=_parse(env, "NOTIFY_BACKOFF_CAP_S", _positive(float), 300.0),
+        update_interval_s=_parse(env, "NOTIFY_UPDATE_INTERVAL_S", _non_negative, 60.0),
     )
 
 

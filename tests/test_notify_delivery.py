@@ -3,6 +3,7 @@ HTTP server, SMTP on aiosmtpd, the queue on a real Redis."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from werkzeug import Response
 
 from receiver.notify import jobs
 from receiver.sweeper import sweep_all
-from tests.conftest import READER, WEBHOOK, isolate_alert
+from tests.conftest import READER, WEBHOOK, Clock, isolate_alert
 from tests.notify_fixtures import (
     PD_PATH,
     ROUTING_KEY,
@@ -157,3 +158,62 @@ def test_sent_delivery_is_not_sent_again(
     [delivery] = deliveries(app)
     assert jobs.deliver(delivery["id"]) == "nothing to do"
     assert len(requests_to(httpserver, SLACK_PATH)) == 1
+
+
+def test_tenant_updates_are_held_and_sent_together(
+    make_app: Callable[..., Flask], httpserver: HTTPServer, mailbox: tuple[Mailbox, int]
+) -> None:
+    """Bronze tenants joining one incident a few seconds apart: the opening goes at
+    once, the joins wait and go as one message per channel when the interval is up,
+    and a priority change goes at once even inside the interval."""
+    clock = Clock()
+    _, port = mailbox
+    notify = notify_settings(httpserver, port, update_interval_s=60.0)
+    app = make_app(notify, clock=clock, max_isolated_percent=100.0)  # the guard stays out
+    client = app.test_client()
+
+    def fail(tenant: str) -> None:
+        reply = client.post("/webhook/alertmanager", json=isolate_alert(tenant), headers=WEBHOOK)
+        assert reply.status_code == 200
+
+    def sent() -> list[tuple[str, str]]:
+        return sorted((d["event"], d["channel"]) for d in deliveries(app))
+
+    fail("b00")
+    assert sent() == [("opened", "email"), ("opened", "slack")]
+    for tenant in ("b01", "b02"):
+        clock.advance(5)
+        fail(tenant)
+    sweep_all(services(app), clock())
+    assert len(sent()) == 2, "joins within the interval are held"
+
+    clock.advance(51)  # 61 s after the opening message
+    sweep_all(services(app), clock())
+    update = [d for d in deliveries(app) if d["event"] == "tenant_isolated"]
+    assert sorted(d["channel"] for d in update) == ["email", "slack"]
+    slack = next(d for d in update if d["channel"] == "slack")
+    assert all(tenant in json.dumps(slack["payload"]) for tenant in ("b01", "b02"))
+    sweep_all(services(app), clock())
+    assert len(sent()) == 4, "a held update goes once"
+
+    clock.advance(5)
+    for tenant in ("b03", "b04"):  # the fifth tenant makes it P1
+        fail(tenant)
+    raised = [d["channel"] for d in deliveries(app) if d["event"] == "priority_raised"]
+    assert sorted(raised) == ["pagerduty", "slack"]
+    assert len(sent()) == 6, "b03's join was held, then carried by the priority message"
+    assert services(app).hub.updates.due(clock() + 3600, 10) == {}
+
+
+def test_without_an_update_interval_every_join_is_sent(
+    make_app: Callable[..., Flask], httpserver: HTTPServer, mailbox: tuple[Mailbox, int]
+) -> None:
+    clock = Clock()
+    _, port = mailbox
+    app = make_app(notify_settings(httpserver, port, update_interval_s=0.0), clock=clock)
+    client = app.test_client()
+    for tenant in ("b00", "b01"):
+        client.post("/webhook/alertmanager", json=isolate_alert(tenant), headers=WEBHOOK)
+        clock.advance(5)
+    events = sorted(d["event"] for d in deliveries(app) if d["channel"] == "slack")
+    assert events == ["opened", "tenant_isolated"]

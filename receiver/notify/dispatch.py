@@ -3,8 +3,10 @@
 Notices wait in the incident board's outbox (written with the change that caused
 them). `drain` turns them into one message per incident and event batch, picks the
 channels the incident's priority routes to, stores a delivery per channel and
-queues a job for it. A crash before the outbox is trimmed means a notice may be
-handled twice, never lost."""
+queues a job for it. Tenant-level events (`message.UPDATES`) of an incident that
+sent a message less than `NOTIFY_UPDATE_INTERVAL_S` ago are held and go out
+together when the interval is up (the sweep drains every few seconds). A crash
+before the outbox is trimmed means a notice may be handled twice, never lost."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from rq import Retry
 from receiver import breaker as policy
 from receiver.incidents import Incident, Priority, Scope
 from receiver.notify.hub import Hub
-from receiver.notify.message import Message, build, main_event
+from receiver.notify.message import UPDATES, Message, build, main_event
 from receiver.store.deliveries import Delivery
 
 log = logging.getLogger(__name__)
@@ -119,36 +121,52 @@ def _drain_batch(hub: Hub, now: float) -> int:
         return 0
     try:
         raw = hub.incidents.outbox(BATCH)
-        if not raw:
-            return 0
         by_incident: dict[str, set[str]] = defaultdict(set)
         for entry in raw:
             data = json.loads(entry)
             by_incident[data["incident_id"]].update(data["kinds"])
+        interval = hub.settings.notify.update_interval_s
+        held = hub.updates.due(now, BATCH) if interval else {}
+        for incident_id, kinds in held.items():
+            by_incident[incident_id].update(kinds)
+        last_sent = hub.updates.last_sent(list(by_incident)) if interval else {}
+        for incident_id, kind_set in list(by_incident.items()):
+            if interval and kind_set <= UPDATES and incident_id not in held:
+                due = last_sent.get(incident_id, now - interval) + interval
+                if now < due:
+                    hub.updates.hold(incident_id, kind_set, due)
+                    del by_incident[incident_id]
         found = hub.incidents.get_many(list(by_incident))
         for incident_id, kind_set in by_incident.items():
             incident = found.get(incident_id)
             if incident is None:
-                continue
-            kinds = sorted(kind_set)
-            target = escalation_target(hub, incident.escalation_level)
-            states = _states(hub, incident, now)
-            url = hub.settings.notify.public_url
-            message = build(incident, main_event(kinds), now, states, url, target)
-            sent = enqueue(hub, message, now)
-            log.info(
-                "incident %s: %s queued for %s",
-                incident_id,
-                message.event,
-                ", ".join(d.channel for d in sent) or "no channel",
-                extra={"incident_id": incident_id},
-            )
-            if {"opened", "priority_raised", "escalated"} & set(kinds):
-                schedule_escalation(hub, incident)
-        hub.incidents.outbox_done(len(raw))
+                hub.updates.sent(incident_id, now, final=True)
+            else:
+                _notify(hub, incident, sorted(kind_set), now)
+        if raw:
+            hub.incidents.outbox_done(len(raw))
         return len(raw)
     finally:
         hub.incidents.drain_unlock(owner)
+
+
+def _notify(hub: Hub, incident: Incident, kinds: list[str], now: float) -> None:
+    """One message about the incident, reporting `kinds` as one event."""
+    target = escalation_target(hub, incident.escalation_level)
+    states = _states(hub, incident, now)
+    url = hub.settings.notify.public_url
+    message = build(incident, main_event(kinds), now, states, url, target)
+    sent = enqueue(hub, message, now)
+    log.info(
+        "incident %s: %s queued for %s",
+        incident.id,
+        message.event,
+        ", ".join(d.channel for d in sent) or "no channel",
+        extra={"incident_id": incident.id},
+    )
+    if {"opened", "priority_raised", "escalated"} & set(kinds):
+        schedule_escalation(hub, incident)
+    hub.updates.sent(incident.id, now, final=not incident.is_open)
 
 
 def retry_in(hub: Hub, delivery: Delivery, delay_s: float) -> None:

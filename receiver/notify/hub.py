@@ -17,6 +17,7 @@ from receiver.store import Store
 from receiver.store.client import binary_twin
 from receiver.store.deliveries import DeliveryStore
 from receiver.store.incidents import IncidentStore
+from receiver.store.updates import HeldUpdates
 
 QUEUE_NAME = "blast-radius-notify"
 
@@ -30,6 +31,7 @@ class Hub:
     queue: Queue
     channels: dict[str, Notifier]
     clock: Callable[[], float]
+    updates: HeldUpdates
 
 
 def build_hub(
@@ -43,4 +45,6 @@ def build_hub(
     candidates: list[Notifier] = [PagerDuty(notify), Slack(notify), Email(notify)]
     channels = {c.name: c for c in candidates if notify.configured(c.name)}
     queue = Queue(QUEUE_NAME, connection=binary_twin(client))
-    return Hub(settings, store, incidents, DeliveryStore(client), queue, channels, clock)
+    deliveries = DeliveryStore(client)
+    updates = HeldUpdates(client)
+    return Hub(settings, store, incidents, deliveries, queue, channels, clock, updates)

@@ -18,6 +18,9 @@ EVENT_PRECEDENCE = (
     "tenant_restored",
     "watchdog_missing",
 )
+UPDATES = frozenset({"tenant_isolated", "isolation_suppressed", "tenant_joined", "tenant_restored"})
+"""Tenant-level events: held back and sent together, at most one message per
+incident per `NOTIFY_UPDATE_INTERVAL_S`. The others go out at once."""
 HEADLINES = {
     "opened": "Incident opened",
     "escalated": "Incident escalated",

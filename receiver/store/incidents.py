@@ -53,6 +53,13 @@ redis.call('HSET', KEYS[1], 'version', version + 1)
 return version + 1
 """
 
+# KEYS[1] lock key, ARGV[1] owner: delete the lock only if this owner still holds it
+# (it may have expired and been taken by another process meanwhile).
+RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 
 @dataclass
 class Board:
@@ -88,6 +95,7 @@ class IncidentStore:
         self.client = client
         self.seen_ttl_s = seen_ttl_s
         self._commit = client.register_script(COMMIT_INCIDENTS)
+        self._release = client.register_script(RELEASE_LOCK)
 
     def board(
         self, now: float, extra_ids: Iterable[str] = (), delivery_keys: Sequence[str] = ()
@@ -160,8 +168,7 @@ class IncidentStore:
         return bool(self.client.set(k.INCIDENTS_DRAIN_LOCK, owner, nx=True, px=int(ttl_s * 1000)))
 
     def drain_unlock(self, owner: str) -> None:
-        if self.client.get(k.INCIDENTS_DRAIN_LOCK) == owner:
-            self.client.delete(k.INCIDENTS_DRAIN_LOCK)
+        self._release(keys=[k.INCIDENTS_DRAIN_LOCK], args=[owner])
 
     def unseen(self, delivery_keys: Sequence[str], now: float) -> bool:
         """Whether any of these alert states is new to the board (one round trip)."""

@@ -34,6 +34,9 @@ Incidents (`br:{_incidents}:...`):
 - `outbox`       list: notices (JSON) committed with the incident change that caused
                  them, waiting to be turned into notifications
 - `drain-lock`   string: which process is draining the outbox now
+- `update-sent`  hash: incident id -> when its latest notification went out
+- `update-due`   zset: incident id -> when its held-back tenant-level update is due
+- `update-held:<id>` set: kinds of the notices held back for that incident
 
 Notifications (`br:{_notify}:...`):
 - `delivery:<id>` string: one delivery (channel, payload, status, attempts) as JSON
@@ -66,6 +69,8 @@ INCIDENTS_RESOLVED = f"{PREFIX}:{{{INCIDENTS_TAG}}}:resolved"
 INCIDENTS_SEEN = f"{PREFIX}:{{{INCIDENTS_TAG}}}:seen"
 INCIDENTS_OUTBOX = f"{PREFIX}:{{{INCIDENTS_TAG}}}:outbox"
 INCIDENTS_DRAIN_LOCK = f"{PREFIX}:{{{INCIDENTS_TAG}}}:drain-lock"
+UPDATES_SENT = f"{PREFIX}:{{{INCIDENTS_TAG}}}:update-sent"
+UPDATES_DUE = f"{PREFIX}:{{{INCIDENTS_TAG}}}:update-due"
 
 
 def scope_key(scope: str, name: str) -> str:
@@ -74,6 +79,10 @@ def scope_key(scope: str, name: str) -> str:
 
 def incident_key(incident_id: str) -> str:
     return f"{PREFIX}:{{{INCIDENTS_TAG}}}:incident:{incident_id}"
+
+
+def held_update_key(incident_id: str) -> str:
+    return f"{PREFIX}:{{{INCIDENTS_TAG}}}:update-held:{incident_id}"
 
 
 def delivery_key(delivery_id: str) -> str:
