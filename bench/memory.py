@@ -130,7 +130,11 @@ def kind_of(key: str) -> str:
     tag, _, name = key.partition("}:")
     tag = tag.removeprefix("br:{")
     if tag == "_incidents":
-        return "incident documents" if name.startswith("incident:") else f"incidents {name}"
+        kind, colon, _ = name.partition(":")
+        per_incident = {"incident": "documents", "timeline": "timelines", "update-held": "held"}
+        if colon and kind in per_incident:
+            return f"incident {per_incident[kind]}"
+        return f"incidents {name}"
     if tag == "_global":
         return f"global {name}"
     if tag == "_platform":
@@ -283,10 +287,11 @@ def incidents(redis_server: RedisServer, count: int, retention_s: float) -> None
         resolved = usage(client)
         report(f"{count} one-tenant incidents, resolved", resolved, baseline)
         docs = resolved.bytes_by_kind.get("incident documents", 0)
+        docs += resolved.bytes_by_kind.get("incident timelines", 0)
         present = resolved.keys_by_kind.get("incident documents", 0)
         indexes = sum(v for k, v in resolved.bytes_by_kind.items() if k.startswith("incidents "))
         print(
-            f"\n  per incident: document {docs / max(present, 1):,.0f} B, "
+            f"\n  per incident: document and timeline {docs / max(present, 1):,.0f} B, "
             f"indexes and delivery keys {indexes / count:,.0f} B ({present} of {count} present)"
         )
         wait_for(lambda: not client.zcard("br:{_incidents}:created"), 60, "retention")

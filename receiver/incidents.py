@@ -8,7 +8,7 @@ P2. Priority only ever rises, and every change is on the timeline.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
@@ -113,33 +113,42 @@ class Incident:
     notes: list[dict[str, Any]] = field(default_factory=list)
     postmortem: dict[str, Any] = field(default_factory=dict)
     timeline: list[Event] = field(default_factory=list)
+    """The events loaded with the incident (none when loaded for a change), then
+    those added since; the store keeps them in a list of their own."""
+    stored_events: int = 0
+    """How many of `timeline` are already stored; the rest are new."""
 
     def log(self, at: float, kind: str, message: str, tenant_id: str | None = None) -> None:
         self.timeline.append(Event(at, kind, message, tenant_id))
-        if len(self.timeline) > 2 * TIMELINE_CAP:  # trimmed in batches, not per entry
-            self.trim()
 
-    def trim(self) -> None:
-        """Keep the first event (how it began) and the newest ones, at most the cap."""
-        if len(self.timeline) > TIMELINE_CAP:
-            self.timeline = self.timeline[:1] + self.timeline[-(TIMELINE_CAP - 1) :]
+    def new_events(self) -> list[Event]:
+        """Events to store: at most the cap, keeping the first (how a new incident
+        began) and the newest."""
+        new = self.timeline[self.stored_events :]
+        return _capped(new)
 
     @property
     def is_open(self) -> bool:
         return self.status is not Status.RESOLVED
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON. Built by hand: `dataclasses.asdict` deep-copies every
-        value and was most of the cost of a delivery that changes a large incident."""
-        self.trim()
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        """Plain data for JSON, the timeline included (the first event and the newest).
+        Built by hand: `dataclasses.asdict` deep-copies every value and was most of
+        the cost of a delivery that changes a large incident."""
+        data = self.document()
+        data["timeline"] = [dict(vars(event)) for event in _capped(self.timeline)]
+        return data
+
+    def document(self) -> dict[str, Any]:
+        """Plain data for JSON without the timeline, which is stored on its own."""
+        skip = ("timeline", "stored_events")
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
         data.update(
             scope=self.scope.value,
             priority=self.priority.value,
             status=self.status.value,
             tenants={tenant: tier.value for tenant, tier in self.tenants.items()},
             alerts={fp: dict(vars(alert)) for fp, alert in self.alerts.items()},
-            timeline=[dict(vars(event)) for event in self.timeline],
             group_keys=list(self.group_keys),
             isolated_at=dict(self.isolated_at),
             suppressed=list(self.suppressed),
@@ -149,15 +158,26 @@ class Incident:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Incident:
+    def from_dict(cls, data: Mapping[str, Any], stored: Sequence[Event] = ()) -> Incident:
+        """From a stored document and the events stored beside it. A document written
+        before the timeline had its own list carries its events inside: they are
+        treated as new, so the next change moves them to the list."""
         values = dict(data)
         values["scope"] = Scope(values["scope"])
         values["priority"] = Priority(values["priority"])
         values["status"] = Status(values["status"])
         values["tenants"] = {t: Tier(tier) for t, tier in values["tenants"].items()}
         values["alerts"] = {f: IncidentAlert(**a) for f, a in values["alerts"].items()}
-        values["timeline"] = [Event(**e) for e in values["timeline"]]
+        embedded = [Event(**e) for e in values.pop("timeline", ())]
+        values["timeline"] = [*stored, *embedded]
+        values["stored_events"] = len(stored)
         return cls(**values)
+
+
+def _capped(events: list[Event]) -> list[Event]:
+    if len(events) <= TIMELINE_CAP:
+        return events
+    return events[:1] + events[-(TIMELINE_CAP - 1) :]
 
 
 def open_incident(incident_id: str, scope: Scope, title: str, now: float) -> Incident:

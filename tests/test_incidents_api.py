@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -270,7 +271,7 @@ def test_errors(api: FlaskClient) -> None:
 
 
 def test_retention_drops_old_resolved_incidents(
-    api: FlaskClient, fleet: Flask, clock: Clock
+    api: FlaskClient, fleet: Flask, clock: Clock, redis_client: redis.Redis
 ) -> None:
     """Resolved incidents past retention (90 days) disappear from every index."""
     fail(api, "b00")
@@ -283,6 +284,7 @@ def test_retention_drops_old_resolved_incidents(
     sweep(fleet)
     assert incidents(api)["total"] == 0
     assert api.get(f"/api/v1/incidents/{incident_id}", headers=READER).status_code == 404
+    assert not redis_client.exists(f"br:{{_incidents}}:timeline:{incident_id}")
 
 
 def test_held_trip_gets_a_freed_slot(api: FlaskClient, fleet: Flask, clock: Clock) -> None:
@@ -308,3 +310,45 @@ def test_held_trip_gets_a_freed_slot(api: FlaskClient, fleet: Flask, clock: Cloc
         body = api.get(f"/api/v1/tenants/{tenant}", headers=READER).get_json()
         assert body["breaker"]["state"] == "open"
         assert "a guard slot is free" in body["breaker"]["transitions"][0]["reason"]
+
+
+def test_the_timeline_is_appended_beside_the_incident_and_capped(
+    api: FlaskClient, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change appends its events to the incident's list instead of rewriting them
+    in its document; the list keeps the first event and the newest ones."""
+    monkeypatch.setattr("receiver.incidents.TIMELINE_CAP", 5)
+    monkeypatch.setattr("receiver.store.incidents.TIMELINE_CAP", 5)
+    for i in range(8):
+        fail(api, f"b{i:02d}")
+    incident_id = incidents(api)["items"][0]["id"]
+    doc = json.loads(redis_client.get(f"br:{{_incidents}}:incident:{incident_id}"))  # type: ignore[arg-type]
+    assert "timeline" not in doc and len(doc["tenants"]) == 8
+    stored = redis_client.lrange(f"br:{{_incidents}}:timeline:{incident_id}", 0, -1)
+    assert 5 <= len(stored) <= 10  # type: ignore[arg-type]
+    assert json.loads(stored[0])["kind"] == "opened"  # type: ignore[index]
+    shown = api.get(f"/api/v1/incidents/{incident_id}", headers=READER).get_json()["timeline"]
+    assert len(shown) == 5 and shown[0]["kind"] == "opened"
+    assert any(e["tenant_id"] == "b07" for e in shown)
+
+
+def test_an_incident_with_its_timeline_inside_moves_it_out_on_the_next_change(
+    api: FlaskClient, redis_client: redis.Redis
+) -> None:
+    """Incidents stored with the timeline inside their document still show it, and the
+    next change moves those events to the list."""
+    fail(api, "b00")
+    incident_id = incidents(api)["items"][0]["id"]
+    doc_key = f"br:{{_incidents}}:incident:{incident_id}"
+    list_key = f"br:{{_incidents}}:timeline:{incident_id}"
+    before = api.get(f"/api/v1/incidents/{incident_id}", headers=READER).get_json()["timeline"]
+    doc = json.loads(redis_client.get(doc_key))  # type: ignore[arg-type]
+    doc["timeline"] = [json.loads(e) for e in redis_client.lrange(list_key, 0, -1)]  # type: ignore[union-attr]
+    redis_client.set(doc_key, json.dumps(doc))
+    redis_client.delete(list_key)
+    shown = api.get(f"/api/v1/incidents/{incident_id}", headers=READER).get_json()["timeline"]
+    assert shown == before
+    acked = api.post(f"/api/v1/incidents/{incident_id}/acknowledge", headers=ADMIN).get_json()
+    assert [e["kind"] for e in acked["timeline"]] == [e["kind"] for e in before] + ["acknowledged"]
+    assert "timeline" not in json.loads(redis_client.get(doc_key))  # type: ignore[arg-type]
+    assert redis_client.llen(list_key) == len(before) + 1

@@ -99,6 +99,7 @@ def test_two_rounds_use_no_more_than_one(receiver: Receiver, real_redis: redis.R
     assert steady(second) <= steady(first) * 1.1 + 64 * 1024, (first, second)
 
     assert second.keys_by_kind.get("incident documents", 0) == 0
+    assert second.keys_by_kind.get("incident timelines", 0) == 0
     assert second.entries_by_kind["incidents seen"] <= TENANTS * ISOLATING_STATES
     assert second.entries_by_kind["tenant alerts"] == TENANTS * RULES
     assert max(per_key(real_redis, "br:{t*}:seen", "zcard")) <= STATES

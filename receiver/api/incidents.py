@@ -60,7 +60,8 @@ def _change(incident_id: str, change: Callable[[Incident], list[Notice]]) -> Res
         raise ApiError(404, f"no incident {incident_id}")
     if done[1]:
         drain_quietly(services.hub, at)
-    return jsonify(incident_out(done[0], at))
+    shown = services.incidents.get_many([incident_id], timeline=True).get(incident_id, done[0])
+    return jsonify(incident_out(shown, at))
 
 
 def _matches(incident: Incident, query: dict[str, Any]) -> bool:
@@ -97,7 +98,7 @@ def list_incidents() -> Response:
 @bp.get("/incidents/<incident_id>")
 @require(Role.READ)
 def get_incident(incident_id: str) -> Response:
-    incident = get_services().incidents.get_many([incident_id[:64]]).get(incident_id)
+    incident = get_services().incidents.get_many([incident_id[:64]], timeline=True).get(incident_id)
     if incident is None:
         raise ApiError(404, f"no incident {incident_id}")
     return jsonify(incident_out(incident, now()))
@@ -162,7 +163,7 @@ def false_positive(incident_id: str) -> Response:
 @bp.get("/incidents/<incident_id>/postmortem")
 @require(Role.READ)
 def postmortem(incident_id: str) -> Response:
-    incident = get_services().incidents.get_many([incident_id[:64]]).get(incident_id)
+    incident = get_services().incidents.get_many([incident_id[:64]], timeline=True).get(incident_id)
     if incident is None:
         raise ApiError(404, f"no incident {incident_id}")
     return Response(render(incident, now()), mimetype="text/markdown")

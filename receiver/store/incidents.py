@@ -1,4 +1,5 @@
-"""Incidents in Redis: one JSON document each, indexes by creation and resolution
+"""Incidents in Redis: one JSON document each with its timeline in a list beside
+it (a change appends events instead of rewriting them), indexes by creation and resolution
 time, the alert states already on the board, and a small state hash (`version`,
 the open incidents, the current incident of each scope, per-day id counters).
 
@@ -15,31 +16,34 @@ from typing import Any
 
 import redis
 
-from receiver.incidents import Incident
+from receiver.incidents import TIMELINE_CAP, Event, Incident
 from receiver.store import keys as k
 
 # KEYS[1] state hash, KEYS[2] created zset, KEYS[3] resolved zset, KEYS[4] seen zset,
-# KEYS[5] outbox list, KEYS[6..] documents
-# ARGV[1] expected version, ARGV[2] now, ARGV[3] seen expiry, ARGV[4] number of
-# delivery keys, then the keys, then the number of state field/value pairs, then the
-# pairs, then the number of outbox entries and the entries, then per document (same
-# order as KEYS[6..]): JSON ("" deletes it), created at, resolved at ("" while open).
+# KEYS[5] outbox list, then per incident its document and its timeline list
+# ARGV[1] expected version, ARGV[2] now, ARGV[3] seen expiry, ARGV[4] timeline cap,
+# ARGV[5] number of delivery keys, then the keys, then the number of state field/value
+# pairs, then the pairs, then the number of outbox entries and the entries, then per
+# incident (same order as its keys): JSON ("" deletes it), created at, resolved at
+# ("" while open), the number of new timeline events and the events (JSON).
+# A timeline longer than twice the cap is cut to its first event and the newest ones.
 # Returns the new version, or 0 if the version moved since the caller read it.
 COMMIT_INCIDENTS = """
 local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if version ~= tonumber(ARGV[1]) then return 0 end
-local i = 5
-local n = tonumber(ARGV[4])
+local cap = tonumber(ARGV[4])
+local i = 6
+local n = tonumber(ARGV[5])
 if n > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[2]) end
 for _ = 1, n do redis.call('ZADD', KEYS[4], ARGV[3], ARGV[i]); i = i + 1 end
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('RPUSH', KEYS[5], ARGV[i]); i = i + 1 end
-for d = 6, #KEYS do
+for d = 6, #KEYS, 2 do
   local id = string.match(KEYS[d], 'incident:(.*)$')
   if ARGV[i] == '' then
-    redis.call('DEL', KEYS[d])
+    redis.call('DEL', KEYS[d], KEYS[d + 1])
     redis.call('ZREM', KEYS[2], id)
     redis.call('ZREM', KEYS[3], id)
   else
@@ -47,7 +51,13 @@ for d = 6, #KEYS do
     redis.call('ZADD', KEYS[2], ARGV[i + 1], id)
     if ARGV[i + 2] ~= '' then redis.call('ZADD', KEYS[3], ARGV[i + 2], id) end
   end
-  i = i + 3
+  n = tonumber(ARGV[i + 3]); i = i + 4
+  for _ = 1, n do redis.call('RPUSH', KEYS[d + 1], ARGV[i]); i = i + 1 end
+  if n > 0 and redis.call('LLEN', KEYS[d + 1]) > 2 * cap then
+    local first = redis.call('LINDEX', KEYS[d + 1], 0)
+    redis.call('LTRIM', KEYS[d + 1], -(cap - 1), -1)
+    redis.call('LPUSH', KEYS[d + 1], first)
+  end
 end
 redis.call('HSET', KEYS[1], 'version', version + 1)
 return version + 1
@@ -115,13 +125,24 @@ class IncidentStore:
         ids = list(dict.fromkeys([*json.loads(fields.get("open") or "[]"), *extra_ids]))
         return Board(int(fields.get("version") or 0), fields, self.get_many(ids), seen)
 
-    def get_many(self, ids: Sequence[str]) -> dict[str, Incident]:
+    def get_many(self, ids: Sequence[str], timeline: bool = False) -> dict[str, Incident]:
+        """Incidents by id; `timeline` also reads their stored timelines (to show
+        them; a change needs only the document, and new events are appended)."""
         if not ids:
             return {}
-        docs: list[str | None] = self.client.mget([k.incident_key(i) for i in ids])  # type: ignore[assignment]
+        pipe = self.client.pipeline(transaction=False)
+        pipe.mget([k.incident_key(i) for i in ids])
+        if timeline:
+            for incident_id in ids:
+                pipe.lrange(k.timeline_key(incident_id), 0, -1)
+        replies = pipe.execute()
+        docs: list[str | None] = replies[0]
+        events: list[list[str]] = replies[1:] if timeline else [[] for _ in ids]
         return {
-            incident_id: Incident.from_dict(json.loads(doc))
-            for incident_id, doc in zip(ids, docs, strict=True)
+            incident_id: Incident.from_dict(
+                json.loads(doc), [Event(**json.loads(e)) for e in stored]
+            )
+            for incident_id, doc, stored in zip(ids, docs, events, strict=True)
             if doc
         }
 
@@ -134,17 +155,20 @@ class IncidentStore:
             k.INCIDENTS_OUTBOX,
         ]
         args: list[Any] = [change.expected_version, repr(now), repr(now + self.seen_ttl_s)]
-        args += [len(change.delivery_keys), *change.delivery_keys, len(change.fields)]
+        args += [TIMELINE_CAP, len(change.delivery_keys), *change.delivery_keys]
+        args.append(len(change.fields))
         for name, value in change.fields.items():
             args += [name, value]
         args += [len(change.outbox), *change.outbox]
         for incident_id, incident in change.put.items():
-            keys.append(k.incident_key(incident_id))
+            keys += [k.incident_key(incident_id), k.timeline_key(incident_id)]
             resolved = "" if incident.resolved_at is None else repr(incident.resolved_at)
-            args += [json.dumps(incident.to_dict()), repr(incident.created_at), resolved]
+            args += [json.dumps(incident.document()), repr(incident.created_at), resolved]
+            new = incident.new_events()
+            args += [len(new), *(json.dumps(vars(event)) for event in new)]
         for incident_id in change.delete:
-            keys.append(k.incident_key(incident_id))
-            args += ["", "", ""]
+            keys += [k.incident_key(incident_id), k.timeline_key(incident_id)]
+            args += ["", "", "", 0]
         return bool(self._commit(keys=keys, args=args))
 
     def ids_since(self, since: float, newest_first: bool = True) -> list[str]:

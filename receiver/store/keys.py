@@ -26,7 +26,9 @@ Global (`br:{_global}:...`):
 
 Incidents (`br:{_incidents}:...`):
 - `state`        hash: `version`, current open incident per scope, per-day id counters
-- `incident:<id>` string: one incident as JSON
+- `incident:<id>` string: one incident as JSON, without its timeline
+- `timeline:<id>` list: the incident's timeline events as JSON, oldest first; the
+                 first event and the newest are kept (trimmed in batches)
 - `created`      zset: incident id scored by creation time (listing, newest first)
 - `resolved`     zset: resolved incident id scored by resolution time (retention)
 - `seen`         zset: delivery keys of alert states already applied to incidents,
@@ -79,6 +81,10 @@ def scope_key(scope: str, name: str) -> str:
 
 def incident_key(incident_id: str) -> str:
     return f"{PREFIX}:{{{INCIDENTS_TAG}}}:incident:{incident_id}"
+
+
+def timeline_key(incident_id: str) -> str:
+    return f"{PREFIX}:{{{INCIDENTS_TAG}}}:timeline:{incident_id}"
 
 
 def held_update_key(incident_id: str) -> str:
