@@ -349,23 +349,24 @@ def update(
     keys = signals.board_keys()
     if not (tidy or signals.held or signals.transitions or incidents.unseen(keys, now)):
         return []  # a repeat of what the board already has: skip reading incidents
-    for attempt in range(MAX_ATTEMPTS):
-        if attempt:
-            time.sleep(random.uniform(0, 0.001 * min(attempt, 10)))
-        draft = Draft(incidents.board(now, delivery_keys=keys), settings, now)
-        isolated = store.isolated()
-        _apply(draft, signals, isolated)
-        if tidy:
-            for incident in draft.open.values():
-                if rules.expire_alerts(incident, now, settings.incidents.alert_timeout_s):
-                    draft.touch(incident)
-            settle(draft, isolated, candidates=list(draft.open))
-        if not draft.changed:
-            return []
-        _costs(draft, store, settings, registry, signals.tiers)
-        if incidents.commit(draft.change(), now):
-            log_notices(draft.notices)
-            return draft.notices
+    with incidents.turn():
+        for attempt in range(MAX_ATTEMPTS):
+            if attempt:
+                time.sleep(random.uniform(0, 0.001 * min(attempt, 10)))
+            draft = Draft(incidents.board(now, delivery_keys=keys), settings, now)
+            isolated = store.isolated()
+            _apply(draft, signals, isolated)
+            if tidy:
+                for incident in draft.open.values():
+                    if rules.expire_alerts(incident, now, settings.incidents.alert_timeout_s):
+                        draft.touch(incident)
+                settle(draft, isolated, candidates=list(draft.open))
+            if not draft.changed:
+                return []
+            _costs(draft, store, settings, registry, signals.tiers)
+            if incidents.commit(draft.change(), now):
+                log_notices(draft.notices)
+                return draft.notices
     raise CommitConflict("incident board still contended")
 
 

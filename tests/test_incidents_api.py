@@ -352,3 +352,25 @@ def test_an_incident_with_its_timeline_inside_moves_it_out_on_the_next_change(
     assert [e["kind"] for e in acked["timeline"]] == [e["kind"] for e in before] + ["acknowledged"]
     assert "timeline" not in json.loads(redis_client.get(doc_key))  # type: ignore[arg-type]
     assert redis_client.llen(list_key) == len(before) + 1
+
+
+def test_a_turn_never_released_delays_the_board_but_does_not_block_it(
+    api: FlaskClient, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Changes queue for their turn at the board; if its holder died, they go ahead
+    after the wait (the version check keeps them right) and leave its lock alone."""
+    monkeypatch.setattr("receiver.store.incidents.TURN_WAIT_S", 0.2)
+    redis_client.set("br:{_incidents}:turn", "a process that died", px=60_000)
+    fail(api, "b00")
+    fail(api, "b01")
+    assert incidents(api)["items"][0]["tenants"] == {"b00": "bronze", "b01": "bronze"}
+    assert redis_client.get("br:{_incidents}:turn") == "a process that died"
+
+
+def test_a_turn_is_taken_and_given_back(fleet: Flask, redis_client: redis.Redis) -> None:
+    store = fleet.extensions["blast_radius"].incidents
+    with store.turn() as had:
+        assert had and redis_client.exists("br:{_incidents}:turn")
+        with store.turn(wait_s=0.05) as second:
+            assert not second
+    assert not redis_client.exists("br:{_incidents}:turn")

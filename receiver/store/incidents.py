@@ -1,16 +1,21 @@
-"""Incidents in Redis: one JSON document each with its timeline in a list beside
-it (a change appends events instead of rewriting them), indexes by creation and resolution
+"""Incidents in Redis: one JSON document each, its timeline in a list beside it (a
+change appends events instead of rewriting them), indexes by creation and resolution
 time, the alert states already on the board, and a small state hash (`version`,
 the open incidents, the current incident of each scope, per-day id counters).
 
 All changes go through `COMMIT_INCIDENTS`, a compare-and-set on that version, so
 two workers never open two incidents for one problem and never lose each other's
-timeline entries."""
+timeline entries. Concurrent changes also take turns (a short lock), so under a burst
+they queue instead of each redoing the work after losing the compare-and-set."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import random
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +67,9 @@ end
 redis.call('HSET', KEYS[1], 'version', version + 1)
 return version + 1
 """
+
+TURN_WAIT_S = 2.0
+"""How long a change waits for its turn at the board before going ahead anyway."""
 
 # KEYS[1] lock key, ARGV[1] owner: delete the lock only if this owner still holds it
 # (it may have expired and been taken by another process meanwhile).
@@ -187,6 +195,29 @@ class IncidentStore:
     def outbox_done(self, count: int) -> None:
         """Drop the first `count` entries, which the caller has handled."""
         self.client.ltrim(k.INCIDENTS_OUTBOX, count, -1)
+
+    @contextmanager
+    def turn(self, wait_s: float | None = None, ttl_s: float = 5.0) -> Iterator[bool]:
+        """Wait (up to `wait_s`) for this process's turn to change the board, so that
+        concurrent deliveries queue instead of each decoding and re-encoding the same
+        incident only to lose the compare-and-set. Yields whether the turn was had:
+        past the wait, or if the holder died, the caller goes ahead anyway, and the
+        compare-and-set keeps it correct."""
+        owner = uuid.uuid4().hex
+        deadline = time.monotonic() + (TURN_WAIT_S if wait_s is None else wait_s)
+        had = False
+        while True:
+            if self.client.set(k.INCIDENTS_TURN, owner, nx=True, px=int(ttl_s * 1000)):
+                had = True
+                break
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(random.uniform(0.0005, 0.002))
+        try:
+            yield had
+        finally:
+            if had:
+                self._release(keys=[k.INCIDENTS_TURN], args=[owner])
 
     def drain_lock(self, owner: str, ttl_s: float) -> bool:
         return bool(self.client.set(k.INCIDENTS_DRAIN_LOCK, owner, nx=True, px=int(ttl_s * 1000)))

@@ -36,6 +36,8 @@ Incidents (`br:{_incidents}:...`):
 - `outbox`       list: notices (JSON) committed with the incident change that caused
                  them, waiting to be turned into notifications
 - `drain-lock`   string: which process is draining the outbox now
+- `turn`         string: which process is changing the board now (a short lock that
+                 queues concurrent changes; correctness rests on the version)
 - `update-sent`  hash: incident id -> when its latest notification went out
 - `update-due`   zset: incident id -> when its held-back tenant-level update is due
 - `update-held:<id>` set: kinds of the notices held back for that incident
@@ -71,6 +73,7 @@ INCIDENTS_RESOLVED = f"{PREFIX}:{{{INCIDENTS_TAG}}}:resolved"
 INCIDENTS_SEEN = f"{PREFIX}:{{{INCIDENTS_TAG}}}:seen"
 INCIDENTS_OUTBOX = f"{PREFIX}:{{{INCIDENTS_TAG}}}:outbox"
 INCIDENTS_DRAIN_LOCK = f"{PREFIX}:{{{INCIDENTS_TAG}}}:drain-lock"
+INCIDENTS_TURN = f"{PREFIX}:{{{INCIDENTS_TAG}}}:turn"
 UPDATES_SENT = f"{PREFIX}:{{{INCIDENTS_TAG}}}:update-sent"
 UPDATES_DUE = f"{PREFIX}:{{{INCIDENTS_TAG}}}:update-due"
 
