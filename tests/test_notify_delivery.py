@@ -217,3 +217,24 @@ def test_without_an_update_interval_every_join_is_sent(
         clock.advance(5)
     events = sorted(d["event"] for d in deliveries(app) if d["channel"] == "slack")
     assert events == ["opened", "tenant_isolated"]
+
+
+def test_updates_held_before_the_interval_was_turned_off_still_go(
+    make_app: Callable[..., Flask], httpserver: HTTPServer, mailbox: tuple[Mailbox, int]
+) -> None:
+    """Restarted with NOTIFY_UPDATE_INTERVAL_S=0, the receiver still sends what an
+    earlier configuration held back."""
+    clock = Clock()
+    _, port = mailbox
+    holding = make_app(notify_settings(httpserver, port, update_interval_s=60.0), clock=clock)
+    for tenant in ("b00", "b01"):
+        holding.test_client().post(
+            "/webhook/alertmanager", json=isolate_alert(tenant), headers=WEBHOOK
+        )
+        clock.advance(5)
+    assert [d["event"] for d in deliveries(holding) if d["channel"] == "slack"] == ["opened"]
+    restarted = make_app(notify_settings(httpserver, port, update_interval_s=0.0), clock=clock)
+    clock.advance(60)
+    sweep_all(services(restarted), clock())
+    slack = sorted(d["event"] for d in deliveries(restarted) if d["channel"] == "slack")
+    assert slack == ["opened", "tenant_isolated"]

@@ -126,7 +126,7 @@ def _drain_batch(hub: Hub, now: float) -> int:
             data = json.loads(entry)
             by_incident[data["incident_id"]].update(data["kinds"])
         interval = hub.settings.notify.update_interval_s
-        held = hub.updates.due(now, BATCH) if interval else {}
+        held = hub.updates.due(now, BATCH)  # also those held before the interval was set to 0
         for incident_id, kinds in held.items():
             by_incident[incident_id].update(kinds)
         last_sent = hub.updates.last_sent(list(by_incident)) if interval else {}
