@@ -251,6 +251,9 @@ def ingest(
             change.delivery_keys.append(key)
             if not alert.firing:
                 change.forget_keys.append(alert.firing_key)
+                change.resolved.add(alert.fingerprint)
+            else:
+                change.resolved.discard(alert.fingerprint)
             change.alerts[alert.fingerprint] = _alert_record(alert, notification, now)
             change.tier_label = alert.labels.get("tier", "") or change.tier_label
         outcome.applied = fresh

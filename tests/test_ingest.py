@@ -267,3 +267,23 @@ def test_the_sweep_repairs_slots_that_disagree_with_breakers_twice_in_a_row(
     assert store.isolated() == {"open-one"}
     sweep(store, S, T0 + 3, max_isolated_percent=100)
     assert store.isolated() == {"open-one"}
+
+
+def test_resolved_alert_records_go_after_the_idempotency_ttl(redis_client) -> None:  # type: ignore[no-untyped-def]
+    """A resolved alert's record is forgotten once its delivery keys are, the next time
+    its scope changes; firing records stay, and an alert that fires again is kept."""
+    store = Store(redis_client, log_cap=10, seen_ttl_s=100)
+    ingest(load(isolate_alert("acme", action="page")), store, FULL, {}, T0)
+    for name in ("gone", "back"):
+        body = isolate_alert("acme", status="resolved", action="page")
+        body["alerts"][0]["fingerprint"] = f"fp-{name}"
+        ingest(load(body), store, FULL, {}, T0)
+    refire = isolate_alert("acme", starts_at="2027-01-15T09:00:00Z", action="page")
+    refire["alerts"][0]["fingerprint"] = "fp-back"
+    ingest(load(refire), store, FULL, {}, T0 + 50)
+    assert set(store.alerts("acme")) == {"fp-acme", "fp-gone", "fp-back"}
+    later = isolate_alert("acme", action="page")
+    later["alerts"][0]["fingerprint"] = "fp-later"
+    ingest(load(later), store, FULL, {}, T0 + 101)
+    assert set(store.alerts("acme")) == {"fp-acme", "fp-back", "fp-later"}
+    assert redis_client.zcard("br:{acme}:resolved") == 0

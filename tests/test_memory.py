@@ -29,6 +29,9 @@ BYTES_PER_TENANT = 16_000
 """docs/operations.md: 4-6 KB per tenant measured, about 16 KB with a full transition
 log; the bound is the latter."""
 GROW_TO_A_CAP = ("tenant transitions", "incidents outbox", "notifications")
+ONE_PER_RULE = ("tenant alerts", "tenant resolved")
+"""Alert records: one per rule at most; those of alerts resolved longer than the
+idempotency TTL ago go, so their size depends on timing, not on the round."""
 TRANSITION_LOG_CAP = 100
 IDEMPOTENCY_TTL_S = 2.0
 
@@ -81,13 +84,16 @@ def per_key(client: redis.Redis, pattern: str, length: str) -> list[int]:
 
 def steady(found: Usage) -> int:
     """Bytes of everything that must not grow from round to round: transition logs
-    grow to their cap, and the notification outbox drains on its own schedule."""
-    return sum(v for k, v in found.bytes_by_kind.items() if k not in GROW_TO_A_CAP)
+    grow to their cap, the notification outbox drains on its own schedule, and alert
+    records are bounded by the rules (checked on their own)."""
+    skip = GROW_TO_A_CAP + ONE_PER_RULE
+    return sum(v for k, v in found.bytes_by_kind.items() if k not in skip)
 
 
 def test_two_rounds_use_no_more_than_one(receiver: Receiver, real_redis: redis.Redis) -> None:
-    """Delivery keys expire, transition logs are capped, alert records are one per rule,
-    resolved incidents are deleted: round two leaves memory where round one did."""
+    """Delivery keys expire, transition logs are capped, alert records are at most one
+    per rule, resolved incidents are deleted: round two leaves memory where round one
+    did."""
     baseline = usage(real_redis)
     base = time.time() - 7200
     first = one_round(real_redis, receiver, base)
@@ -101,8 +107,10 @@ def test_two_rounds_use_no_more_than_one(receiver: Receiver, real_redis: redis.R
     assert second.keys_by_kind.get("incident documents", 0) == 0
     assert second.keys_by_kind.get("incident timelines", 0) == 0
     assert second.entries_by_kind["incidents seen"] <= TENANTS * ISOLATING_STATES
-    assert second.entries_by_kind["tenant alerts"] == TENANTS * RULES
+    for kind in ONE_PER_RULE:
+        assert second.entries_by_kind.get(kind, 0) <= TENANTS * RULES, kind
     assert max(per_key(real_redis, "br:{t*}:seen", "zcard")) <= STATES
     assert max(per_key(real_redis, "br:{t*}:transitions", "llen")) <= TRANSITION_LOG_CAP
-    for kind in ("tenant state", "tenant tenant", "tenant seen", "tenant alerts"):
+    for kind in ("tenant state", "tenant tenant", "tenant seen"):
         assert second.keys_by_kind[kind] == TENANTS, kind
+    assert second.keys_by_kind.get("tenant alerts", 0) <= TENANTS

@@ -8,7 +8,9 @@ Per scope (`br:{<scope>}:...`):
 - `state`        hash: `version` and the breaker's fields
 - `transitions`  list: breaker transitions as JSON, newest first, capped
 - `seen`         zset: delivery keys of alert states already applied, scored by expiry
-- `alerts`       hash: fingerprint -> the alert's latest state as JSON
+- `alerts`       hash: fingerprint -> the alert's latest state as JSON; a resolved
+                 alert's record goes after the idempotency TTL
+- `resolved`     zset: fingerprints of resolved alerts, scored by when they resolved
 - `tenant`       hash: `tier` (set through the API), `tier_label` (last seen on an
                  alert), `first_seen_at`
 

@@ -25,12 +25,14 @@ REFIRE_GRACE_S = 60.0
 (an HA peer's late delivery); after it, the same state firing again is new."""
 
 # KEYS[1] state hash, KEYS[2] transitions list, KEYS[3] seen zset,
-# KEYS[4] alerts hash, KEYS[5] tenant hash
+# KEYS[4] alerts hash, KEYS[5] tenant hash, KEYS[6] resolved zset
 # ARGV[1] expected version, ARGV[2] now (epoch s), ARGV[3] seen expiry (epoch s),
-# ARGV[4] transition log cap, ARGV[5] tier label ("" leaves it), then five counted
+# ARGV[4] transition log cap, ARGV[5] tier label ("" leaves it), then six counted
 # lists, each a count followed by its items: state field/value pairs, transitions
-# (JSON), delivery keys, alert fingerprint/JSON pairs, then ARGV[i] a time and a counted
-# list of delivery keys to expire at that time (the firing state of an alert that
+# (JSON), delivery keys, alert fingerprint/JSON pairs, fingerprints of those alerts
+# that are resolved, and of those that fire; then the time before which resolved
+# alerts are forgotten (up to 100 of them per call), then a time and a counted list
+# of delivery keys to expire at that time (the firing state of an alert that
 # resolved: a late copy of it is still a duplicate for a while, a real re-fire with
 # the same start after that counts); a key's expiry is only ever brought forward.
 # Returns the new version, or 0 if the version moved since the caller read it.
@@ -52,6 +54,15 @@ while n > 0 do
   local take = math.min(n, 500)
   redis.call('HSET', KEYS[4], unpack(ARGV, i, i + 2 * take - 1))
   i = i + 2 * take; n = n - take
+end
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do redis.call('ZADD', KEYS[6], ARGV[2], ARGV[i]); i = i + 1 end
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do redis.call('ZREM', KEYS[6], ARGV[i]); i = i + 1 end
+local gone = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', ARGV[i], 'LIMIT', 0, 100); i = i + 1
+if #gone > 0 then
+  redis.call('HDEL', KEYS[4], unpack(gone))
+  redis.call('ZREM', KEYS[6], unpack(gone))
 end
 local expire_at = ARGV[i]; i = i + 1
 n = tonumber(ARGV[i]); i = i + 1
@@ -82,6 +93,10 @@ class Change:
     transitions: list[Transition] = field(default_factory=list)
     delivery_keys: list[str] = field(default_factory=list)
     alerts: dict[str, str] = field(default_factory=dict)
+    """Fingerprint -> the alert's record (JSON)."""
+    resolved: set[str] = field(default_factory=set)
+    """Fingerprints in `alerts` whose alert is resolved: its record is forgotten after
+    the idempotency TTL."""
     forget_keys: list[str] = field(default_factory=list)
     tier_label: str = ""
 
@@ -280,9 +295,12 @@ class Store:
             args.append(len(change.alerts))
             for fingerprint, body in change.alerts.items():
                 args += [fingerprint, body]
+            resolved = [fp for fp in change.alerts if fp in change.resolved]
+            firing = [fp for fp in change.alerts if fp not in change.resolved]
+            args += [len(resolved), *resolved, len(firing), *firing, repr(now - self.seen_ttl_s)]
             grace = min(REFIRE_GRACE_S, self.seen_ttl_s)
             args += [repr(now + grace), len(change.forget_keys), *change.forget_keys]
-            names = ("state", "transitions", "seen", "alerts", "tenant")
+            names = ("state", "transitions", "seen", "alerts", "tenant", "resolved")
             self._commit(keys=[k.scope_key(scope, n) for n in names], args=args, client=pipe)
         known = list(known)
         if known:
