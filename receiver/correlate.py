@@ -371,17 +371,23 @@ def update(
 
 
 def outbox_entries(notices: list[Notice]) -> list[str]:
-    """One outbox entry per incident: the kinds of its notices and the tenants they
-    name. A payload that makes 10,000 tenants join is one entry, not 20,000."""
-    grouped: dict[str, tuple[set[str], set[str]]] = {}
+    """One outbox entry per incident: the kinds of its notices and, per kind, the
+    tenants they name. A payload that makes 10,000 tenants join is one entry, not
+    20,000."""
+    grouped: dict[str, dict[str, set[str]]] = {}
     for notice in notices:
-        kinds, tenants = grouped.setdefault(notice.incident_id, (set(), set()))
-        kinds.add(notice.kind)
+        tenants = grouped.setdefault(notice.incident_id, {}).setdefault(notice.kind, set())
         if notice.tenant_id:
             tenants.add(notice.tenant_id)
     return [
-        json.dumps({"incident_id": i, "kinds": sorted(k), "tenant_ids": sorted(t)})
-        for i, (k, t) in grouped.items()
+        json.dumps(
+            {
+                "incident_id": i,
+                "kinds": sorted(changes),
+                "changes": {kind: sorted(t) for kind, t in changes.items() if t},
+            }
+        )
+        for i, changes in grouped.items()
     ]
 
 

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from receiver.config import NotifySettings
 from receiver.notify.email import Email
-from receiver.notify.message import Message, TenantLine, main_event
+from receiver.notify.message import (
+    NAMES_PER_CHANGE,
+    TENANTS_LISTED,
+    Message,
+    TenantLine,
+    describe,
+    main_event,
+)
 from receiver.notify.pagerduty import PagerDuty
 from receiver.notify.slack import Slack, escape
 
@@ -96,3 +105,34 @@ def test_a_batch_is_reported_as_its_main_event() -> None:
     """An alert that opens an incident also joins, raises and isolates: one 'opened'."""
     assert main_event(["tenant_joined", "priority_raised", "opened", "tenant_isolated"]) == "opened"
     assert main_event(["tenant_restored", "resolved"]) == "resolved"
+
+
+def test_changes_are_described_per_kind_and_capped() -> None:
+    many = [f"b{i:02d}" for i in range(25)]
+    text = describe({"tenant_joined": many, "tenant_isolated": ["b01", "a00"], "opened": []})
+    assert text == (
+        "isolated: a00, b01; joined: " + ", ".join(many[:NAMES_PER_CHANGE]) + " and 5 more"
+    )
+    assert describe({}) == ""
+
+
+def test_every_channel_says_what_changed() -> None:
+    changed = message(event="tenant_isolated", details="isolated: b01, b02")
+    assert "Since the last message* isolated: b01, b02" in str(Slack(SETTINGS).render(changed))
+    assert "Changes:   isolated: b01, b02" in Email(SETTINGS).render(changed)["body"]
+    details = PagerDuty(SETTINGS).render(changed)["payload"]["custom_details"]
+    assert details["changes"] == "isolated: b01, b02"
+
+
+def test_large_incidents_list_a_bounded_number_of_tenants() -> None:
+    """A 10,000-tenant incident must not make a PagerDuty event over its 512 KB limit or
+    an e-mail of 10,000 lines; both say how many there are."""
+    tenants = [TenantLine(f"tenant-{i:05d}", "bronze", "open") for i in range(10_000)]
+    big = message(tenants=tenants)
+    event = PagerDuty(SETTINGS).render(big)
+    assert len(event["payload"]["custom_details"]["tenants"]) == TENANTS_LISTED
+    assert event["payload"]["custom_details"]["tenants_total"] == 10_000
+    assert len(json.dumps(event)) < 512 * 1024
+    body = Email(SETTINGS).render(big)["body"]
+    assert f"...and {10_000 - TENANTS_LISTED} more" in body
+    assert body.count("breaker open") == TENANTS_LISTED

@@ -124,25 +124,28 @@ def _drain_batch(hub: Hub, now: float) -> int:
         by_incident: dict[str, set[str]] = defaultdict(set)
         for entry in raw:
             data = json.loads(entry)
-            by_incident[data["incident_id"]].update(data["kinds"])
+            members = by_incident[data["incident_id"]]
+            members.update(data["kinds"])
+            for kind, tenants in data.get("changes", {}).items():
+                members.update(f"{kind}:{tenant}" for tenant in tenants)
         interval = hub.settings.notify.update_interval_s
         held = hub.updates.due(now, BATCH)  # also those held before the interval was set to 0
-        for incident_id, kinds in held.items():
-            by_incident[incident_id].update(kinds)
+        for incident_id, members in held.items():
+            by_incident[incident_id].update(members)
         last_sent = hub.updates.last_sent(list(by_incident)) if interval else {}
-        for incident_id, kind_set in list(by_incident.items()):
-            if interval and kind_set <= UPDATES and incident_id not in held:
+        for incident_id, members in list(by_incident.items()):
+            if interval and _kinds(members) <= UPDATES and incident_id not in held:
                 due = last_sent.get(incident_id, now - interval) + interval
                 if now < due:
-                    hub.updates.hold(incident_id, kind_set, due)
+                    hub.updates.hold(incident_id, members, due)
                     del by_incident[incident_id]
         found = hub.incidents.get_many(list(by_incident))
-        for incident_id, kind_set in by_incident.items():
+        for incident_id, members in by_incident.items():
             incident = found.get(incident_id)
             if incident is None:
                 hub.updates.sent(incident_id, now, final=True)
             else:
-                _notify(hub, incident, sorted(kind_set), now)
+                _notify(hub, incident, members, now)
         if raw:
             hub.incidents.outbox_done(len(raw))
         return len(raw)
@@ -150,12 +153,29 @@ def _drain_batch(hub: Hub, now: float) -> int:
         hub.incidents.drain_unlock(owner)
 
 
-def _notify(hub: Hub, incident: Incident, kinds: list[str], now: float) -> None:
-    """One message about the incident, reporting `kinds` as one event."""
+def _kinds(members: set[str]) -> set[str]:
+    """The kinds of notice among an incident's outbox members; the others are
+    `kind:tenant`, naming the tenant a notice was about (tenant ids have no colon)."""
+    return {member for member in members if ":" not in member}
+
+
+def _changes(members: set[str]) -> dict[str, list[str]]:
+    changes: dict[str, list[str]] = defaultdict(list)
+    for member in members:
+        kind, colon, tenant = member.partition(":")
+        if colon:
+            changes[kind].append(tenant)
+    return changes
+
+
+def _notify(hub: Hub, incident: Incident, members: set[str], now: float) -> None:
+    """One message about the incident, reporting its notices as one event and saying
+    which tenants each was about."""
+    kinds = sorted(_kinds(members))
     target = escalation_target(hub, incident.escalation_level)
     states = _states(hub, incident, now)
     url = hub.settings.notify.public_url
-    message = build(incident, main_event(kinds), now, states, url, target)
+    message = build(incident, main_event(kinds), now, states, url, target, _changes(members))
     sent = enqueue(hub, message, now)
     log.info(
         "incident %s: %s queued for %s",

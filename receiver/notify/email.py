@@ -8,7 +8,7 @@ from typing import Any
 
 from receiver.config import NotifySettings
 from receiver.notify.channels import Rejected, RetryLater
-from receiver.notify.message import Message
+from receiver.notify.message import TENANTS_LISTED, Message
 
 EVENTS = {
     "opened",
@@ -54,8 +54,13 @@ class Email:
             lines.append(
                 f"Escalated: level {message.escalation_level}, {message.escalation_target}"
             )
+        if message.details:
+            lines.append(f"Changes:   {message.details}")
+        listed = message.tenants[:TENANTS_LISTED]
         lines += ["", "Tenants:"]
-        lines += [f"  {t.tenant_id} ({t.tier}): breaker {t.state}" for t in message.tenants]
+        lines += [f"  {t.tenant_id} ({t.tier}): breaker {t.state}" for t in listed]
+        if len(message.tenants) > len(listed):
+            lines.append(f"  ...and {len(message.tenants) - len(listed)} more")
         lines += ["", *(f"{text}: {href}" for text, href in message.links.items())]
         subject = message.summary.replace("\r", " ").replace("\n", " ")[:200]
         return {"to": self.recipients(message), "subject": subject, "body": "\n".join(lines)}

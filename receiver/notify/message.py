@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from receiver.incidents import Incident, highest_tier, impact
@@ -21,6 +22,16 @@ EVENT_PRECEDENCE = (
 UPDATES = frozenset({"tenant_isolated", "isolation_suppressed", "tenant_joined", "tenant_restored"})
 """Tenant-level events: held back and sent together, at most one message per
 incident per `NOTIFY_UPDATE_INTERVAL_S`. The others go out at once."""
+CHANGE_WORDS = {
+    "tenant_isolated": "isolated",
+    "isolation_suppressed": "held back by the guard",
+    "tenant_joined": "joined",
+    "tenant_restored": "restored",
+}
+NAMES_PER_CHANGE = 20
+TENANTS_LISTED = 100
+"""Tenants a PagerDuty event or an e-mail lists (a PagerDuty event must stay under
+512 KB); the incident in the API has them all."""
 HEADLINES = {
     "opened": "Incident opened",
     "escalated": "Incident escalated",
@@ -58,6 +69,7 @@ class Message:
     escalation_level: int = 0
     escalation_target: str | None = None
     details: str = ""
+    """What happened to which tenants since the incident's last message."""
     links: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -77,6 +89,19 @@ def main_event(kinds: list[str]) -> str:
     return ranked[0] if ranked else kinds[0]
 
 
+def describe(changes: Mapping[str, Iterable[str]]) -> str:
+    """What happened to which tenants since the incident's last message, in words."""
+    parts = []
+    for kind, word in CHANGE_WORDS.items():
+        tenants = sorted(changes.get(kind, ()))
+        if not tenants:
+            continue
+        names = ", ".join(tenants[:NAMES_PER_CHANGE])
+        more = len(tenants) - NAMES_PER_CHANGE
+        parts.append(f"{word}: {names}" + (f" and {more} more" if more > 0 else ""))
+    return "; ".join(parts)
+
+
 def build(
     incident: Incident,
     event: str,
@@ -84,6 +109,7 @@ def build(
     states: dict[str, str],
     public_url: str,
     escalation_target: str | None = None,
+    changes: Mapping[str, Iterable[str]] | None = None,
 ) -> Message:
     cost = impact(incident, now)
     tier = highest_tier(incident.tenants.values())
@@ -105,5 +131,6 @@ def build(
         avoided=cost.avoided,
         escalation_level=incident.escalation_level,
         escalation_target=escalation_target,
+        details=describe(changes or {}),
         links={"incident": base, "postmortem": f"{base}/postmortem"},
     )

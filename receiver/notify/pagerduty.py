@@ -9,7 +9,7 @@ import requests
 
 from receiver.config import NotifySettings
 from receiver.notify.channels import post_json
-from receiver.notify.message import Message
+from receiver.notify.message import TENANTS_LISTED, Message
 
 SUMMARY_MAX = 1024
 SEVERITY = {"P0": "critical", "P1": "error", "P2": "warning"}
@@ -60,8 +60,11 @@ class PagerDuty:
                 "priority": message.priority,
                 "status": message.status,
                 "tenants": {
-                    t.tenant_id: {"tier": t.tier, "breaker": t.state} for t in message.tenants
+                    t.tenant_id: {"tier": t.tier, "breaker": t.state}
+                    for t in message.tenants[:TENANTS_LISTED]
                 },
+                "tenants_total": len(message.tenants),
+                "changes": message.details or None,
                 "cost_per_hour_inr": round(message.cost_per_hour),
                 "cost_accrued_inr": round(message.accrued),
                 "escalation_level": message.escalation_level,

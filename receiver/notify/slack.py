@@ -68,6 +68,9 @@ class Slack:
                 },
             },
         ]
+        if message.details:
+            changes = _clip(f"*Since the last message* {escape(message.details)}", SECTION_MAX)
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": changes}})
         if lines:
             blocks.append(
                 {

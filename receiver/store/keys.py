@@ -42,7 +42,8 @@ Incidents (`br:{_incidents}:...`):
                  queues concurrent changes; correctness rests on the version)
 - `update-sent`  hash: incident id -> when its latest notification went out
 - `update-due`   zset: incident id -> when its held-back tenant-level update is due
-- `update-held:<id>` set: kinds of the notices held back for that incident
+- `update-held:<id>` set: kinds of the notices held back for that incident, and
+                 `<kind>:<tenant>` for the tenants they name
 
 Notifications (`br:{_notify}:...`):
 - `delivery:<id>` string: one delivery (channel, payload, status, attempts) as JSON

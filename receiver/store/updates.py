@@ -25,16 +25,16 @@ class HeldUpdates:
         values = self.client.hmget(k.UPDATES_SENT, list(incident_ids))
         return {i: float(v) for i, v in zip(incident_ids, values, strict=True) if v}
 
-    def hold(self, incident_id: str, kinds: Iterable[str], due: float) -> None:
-        """Keep `kinds` for the incident's next update, due at `due` (an earlier due
-        time already set stays)."""
+    def hold(self, incident_id: str, members: Iterable[str], due: float) -> None:
+        """Keep `members` (what the notices said) for the incident's next update, due
+        at `due` (an earlier due time already set stays)."""
         pipe = self.client.pipeline(transaction=True)
-        pipe.sadd(k.held_update_key(incident_id), *kinds)
+        pipe.sadd(k.held_update_key(incident_id), *members)
         pipe.zadd(k.UPDATES_DUE, {incident_id: due}, nx=True)
         pipe.execute()
 
     def due(self, now: float, limit: int) -> dict[str, set[str]]:
-        """Held updates due by `now`, with the kinds of notices each holds."""
+        """Held updates due by `now`, with what each holds."""
         ids: list[str] = self.client.zrangebyscore(k.UPDATES_DUE, "-inf", now, 0, limit)  # type: ignore[assignment]
         if not ids:
             return {}
