@@ -122,7 +122,8 @@ def commit_scopes(
                 unchanged[scope] = snapshot.breaker.state in policy.ISOLATING
             else:
                 changes.append(change)
-        versions = store.commit(changes, now, known) if changes or known else []
+        # A delivery that changes nothing (a repeat) costs no write, not even the index.
+        versions = store.commit(changes, now, known) if changes else []
         known = []
         retry: dict[str, Sequence[str]] = {}
         for change, version in zip(changes, versions, strict=True):
