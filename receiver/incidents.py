@@ -154,6 +154,9 @@ class Incident:
             suppressed=list(self.suppressed),
             notes=[dict(note) for note in self.notes],
             postmortem=json.loads(json.dumps(self.postmortem)),
+            # Empty but present, for a reader that expects it (a receiver of the
+            # version before, during a rolling deploy or after a rollback).
+            timeline=[],
         )
         return data
 

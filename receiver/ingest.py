@@ -122,8 +122,7 @@ def commit_scopes(
                 unchanged[scope] = snapshot.breaker.state in policy.ISOLATING
             else:
                 changes.append(change)
-        # A delivery that changes nothing (a repeat) costs no write, not even the index.
-        versions = store.commit(changes, now, known) if changes else []
+        versions = store.commit(changes, now, known) if changes or known else []
         known = []
         retry: dict[str, Sequence[str]] = {}
         for change, version in zip(changes, versions, strict=True):
@@ -222,7 +221,10 @@ def ingest(
         for scope, alerts in by_scope.items()
         if scope != PLATFORM_SCOPE
     }
-    first_read = store.read(scopes, now) if scopes else {}
+    tenants = [scope for scope in by_scope if scope != PLATFORM_SCOPE]
+    # Indexed in the same round trip as the read: a repeat delivery writes nothing
+    # else, and still puts back a tenant whose index entry Redis lost.
+    first_read = store.read(scopes, now, index=tenants) if scopes else {}
     slots = _presume_slots(store, settings, first_read, firing_keys, now)
 
     def hold(scope: str) -> str | None:
@@ -293,9 +295,8 @@ def ingest(
         change.transitions = made
         return change, outcome
 
-    tenants = [scope for scope in by_scope if scope != PLATFORM_SCOPE]
     outcomes: dict[str, ScopeOutcome] = commit_scopes(
-        store, scopes, compute, now, known=tenants, first_read=first_read, taken=slots
+        store, scopes, compute, now, first_read=first_read, taken=slots
     )
     for scope, outcome in outcomes.items():
         result.accepted += len(outcome.applied)
@@ -378,11 +379,13 @@ def sweep(
     commit and its slot update) once two sweeps in a row saw the same disagreement."""
     events: list[TransitionEvent] = []
     observed: dict[str, tuple[int, bool]] = {}
+    taken: dict[str, Slot] = {}
 
     def compute(snapshot: Snapshot) -> tuple[Change | None, list[TransitionEvent]]:
         breaker, made = policy.tick(snapshot.breaker, now, settings)
         if max_isolated_percent is not None and policy.is_held(breaker, settings):
             slot = store.acquire_isolation(snapshot.scope, max_isolated_percent, now)
+            taken[snapshot.scope] = slot
             if slot.granted:
                 breaker, step = policy.release_hold(breaker, now)
                 made += step
@@ -395,7 +398,8 @@ def sweep(
         return change, [TransitionEvent(snapshot.scope, t) for t in made]
 
     for batch in store.iter_known_tenants():
-        outcome = commit_scopes(store, {tenant: [] for tenant in batch}, compute, now)
+        scopes: dict[str, list[str]] = {tenant: [] for tenant in batch}
+        outcome = commit_scopes(store, scopes, compute, now, taken=taken)
         for made in outcome.values():
             events += made
     log_transitions(events)

@@ -287,3 +287,11 @@ def test_resolved_alert_records_go_after_the_idempotency_ttl(redis_client) -> No
     ingest(load(later), store, FULL, {}, T0 + 101)
     assert set(store.alerts("acme")) == {"fp-acme", "fp-back", "fp-later"}
     assert redis_client.zcard("br:{acme}:resolved") == 0
+
+
+def test_a_repeat_delivery_puts_a_lost_index_entry_back(store: Store) -> None:
+    body = load(isolate_alert("acme"))
+    ingest(body, store, FULL, {}, T0)
+    store.client.zrem("br:{_global}:tenants", "acme")
+    assert ingest(body, store, FULL, {}, T0 + 1).duplicates == 1
+    assert store.known_tenants(0, 10) == (["acme"], 1)

@@ -201,9 +201,11 @@ def test_tenant_updates_are_held_and_sent_together(
     clock.advance(5)
     for tenant in ("b03", "b04"):  # the fifth tenant makes it P1
         fail(tenant)
-    raised = [d["channel"] for d in deliveries(app) if d["event"] == "priority_raised"]
-    assert sorted(raised) == ["pagerduty", "slack"]
+    raised = [d for d in deliveries(app) if d["event"] == "priority_raised"]
+    assert sorted(d["channel"] for d in raised) == ["pagerduty", "slack"]
     assert len(sent()) == 6, "b03's join was held, then carried by the priority message"
+    slack = next(d for d in raised if d["channel"] == "slack")
+    assert "isolated: b03, b04; joined: b03, b04" in json.dumps(slack["payload"])
     assert services(app).hub.updates.due(clock() + 3600, 10) == {}
 
 

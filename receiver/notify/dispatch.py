@@ -139,6 +139,10 @@ def _drain_batch(hub: Hub, now: float) -> int:
                 if now < due:
                     hub.updates.hold(incident_id, members, due)
                     del by_incident[incident_id]
+        # A message that goes now carries what is held for later too.
+        early = [incident_id for incident_id in by_incident if incident_id not in held]
+        for incident_id, members in hub.updates.held(early).items():
+            by_incident[incident_id].update(members)
         found = hub.incidents.get_many(list(by_incident))
         for incident_id, members in by_incident.items():
             incident = found.get(incident_id)

@@ -206,13 +206,15 @@ class IncidentStore:
         owner = uuid.uuid4().hex
         deadline = time.monotonic() + (TURN_WAIT_S if wait_s is None else wait_s)
         had = False
+        pause = 0.001
         while True:
             if self.client.set(k.INCIDENTS_TURN, owner, nx=True, px=int(ttl_s * 1000)):
                 had = True
                 break
             if time.monotonic() >= deadline:
                 break
-            time.sleep(random.uniform(0.0005, 0.002))
+            time.sleep(random.uniform(pause / 2, pause))
+            pause = min(pause * 1.5, 0.01)
         try:
             yield had
         finally:

@@ -237,10 +237,16 @@ class Store:
     def ping(self) -> bool:
         return bool(self.client.ping())
 
-    def read(self, scopes: Mapping[str, Sequence[str]], now: float) -> dict[str, Snapshot]:
+    def read(
+        self, scopes: Mapping[str, Sequence[str]], now: float, index: Iterable[str] = ()
+    ) -> dict[str, Snapshot]:
         """Snapshots of several scopes in one round trip; `scopes` maps each to the
-        delivery keys to check against its seen set."""
+        delivery keys to check against its seen set. Tenants in `index` are added to
+        the tenant index in the same round trip."""
         pipe = self.client.pipeline(transaction=False)
+        index = list(index)
+        if index:
+            pipe.zadd(k.TENANTS, {tenant: now for tenant in index}, nx=True)
         order = list(scopes)
         for scope in order:
             pipe.hgetall(k.scope_key(scope, "state"))
@@ -248,7 +254,7 @@ class Store:
             keys = list(scopes[scope])
             if keys:
                 pipe.zmscore(k.scope_key(scope, "seen"), keys)
-        replies = iter(pipe.execute())
+        replies = iter(pipe.execute()[1 if index else 0 :])
         snapshots: dict[str, Snapshot] = {}
         for scope in order:
             state: dict[str, str] = next(replies)

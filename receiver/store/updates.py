@@ -36,12 +36,17 @@ class HeldUpdates:
     def due(self, now: float, limit: int) -> dict[str, set[str]]:
         """Held updates due by `now`, with what each holds."""
         ids: list[str] = self.client.zrangebyscore(k.UPDATES_DUE, "-inf", now, 0, limit)  # type: ignore[assignment]
-        if not ids:
+        return {incident_id: self.held(ids).get(incident_id, set()) for incident_id in ids}
+
+    def held(self, incident_ids: Sequence[str]) -> dict[str, set[str]]:
+        """What is held for each of these incidents, due or not (those holding something)."""
+        if not incident_ids:
             return {}
         pipe = self.client.pipeline(transaction=False)
-        for incident_id in ids:
+        for incident_id in incident_ids:
             pipe.smembers(k.held_update_key(incident_id))
-        return {i: set(kinds) for i, kinds in zip(ids, pipe.execute(), strict=True)}
+        found = zip(incident_ids, pipe.execute(), strict=True)
+        return {i: set(members) for i, members in found if members}
 
     def sent(self, incident_id: str, now: float, final: bool) -> None:
         """Record a notification sent for the incident, which carries whatever was
