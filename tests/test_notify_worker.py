@@ -110,17 +110,24 @@ def test_worker_killed_mid_send_delivers_after_restart(
     assert len(calls) == 2
 
 
-def test_unacknowledged_p0_escalates(
+def platinum_p0_paged(
     make_app: Callable[..., Flask], httpserver: HTTPServer, mailbox: tuple[Mailbox, int]
-) -> None:
-    """Past its 15-minute response SLA a P0 escalates: timeline, re-page, next target."""
+) -> tuple[Flask, Clock, str]:
+    """A P0 incident for a failing platinum tenant, paged to PagerDuty only."""
     httpserver.expect_request(PD_PATH).respond_with_json({"status": "success"}, 202)
     clock = Clock(start=time.time())
     app = make_app(
         notify_settings(httpserver, mailbox[1], routes={"P0": ("pagerduty",)}), clock=clock
     )
     app.test_client().post("/webhook/alertmanager", json=isolate_alert("p0"), headers=WEBHOOK)
-    incident_id = services(app).incidents.board(clock()).open_ids[0]
+    return app, clock, services(app).incidents.board(clock()).open_ids[0]
+
+
+def test_unacknowledged_p0_escalates(
+    make_app: Callable[..., Flask], httpserver: HTTPServer, mailbox: tuple[Mailbox, int]
+) -> None:
+    """Past its 15-minute response SLA a P0 escalates: timeline, re-page, next target."""
+    app, clock, incident_id = platinum_p0_paged(make_app, httpserver, mailbox)
     clock.advance(14 * 60)
     assert jobs.check_escalation(incident_id, 0) == "not due yet"
     clock.advance(61)
@@ -140,14 +147,8 @@ def test_acknowledged_incident_does_not_escalate(
     make_app: Callable[..., Flask], httpserver: HTTPServer, mailbox: tuple[Mailbox, int]
 ) -> None:
     """Acknowledging stops escalation and sends PagerDuty an acknowledge."""
-    httpserver.expect_request(PD_PATH).respond_with_json({"status": "success"}, 202)
-    clock = Clock(start=time.time())
-    app = make_app(
-        notify_settings(httpserver, mailbox[1], routes={"P0": ("pagerduty",)}), clock=clock
-    )
+    app, clock, incident_id = platinum_p0_paged(make_app, httpserver, mailbox)
     client = app.test_client()
-    client.post("/webhook/alertmanager", json=isolate_alert("p0"), headers=WEBHOOK)
-    incident_id = services(app).incidents.board(clock()).open_ids[0]
     clock.advance(300)
     client.post(f"/api/v1/incidents/{incident_id}/acknowledge", headers=ADMIN)
     clock.advance(3600)
