@@ -36,7 +36,8 @@ class HeldUpdates:
     def due(self, now: float, limit: int) -> dict[str, set[str]]:
         """Held updates due by `now`, with what each holds."""
         ids: list[str] = self.client.zrangebyscore(k.UPDATES_DUE, "-inf", now, 0, limit)  # type: ignore[assignment]
-        return {incident_id: self.held(ids).get(incident_id, set()) for incident_id in ids}
+        found = self.held(ids)
+        return {incident_id: found.get(incident_id, set()) for incident_id in ids}
 
     def held(self, incident_ids: Sequence[str]) -> dict[str, set[str]]:
         """What is held for each of these incidents, due or not (those holding something)."""
