@@ -59,7 +59,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             "set REDIS_URL for anything but a trial."
         )
     store = Store(
-        client, log_cap=settings.breaker.transition_log_cap, seen_ttl_s=settings.idempotency_ttl_s
+        client,
+        log_cap=settings.breaker.transition_log_cap,
+        seen_ttl_s=settings.idempotency_ttl_s,
+        cause_max_age_s=settings.incidents.alert_timeout_s,
     )
     incidents = IncidentStore(client, seen_ttl_s=settings.idempotency_ttl_s)
     clock = config.get("CLOCK", time.time)

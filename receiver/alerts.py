@@ -10,6 +10,10 @@ from functools import cached_property, lru_cache
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 """Alertmanager's way of saying an alert has no end yet."""
+NOISY_NEIGHBOR = "noisy_neighbor"
+"""`cause` label of the alert naming the tenant whose load brings a shared pool down."""
+SHARED = "shared"
+"""`cause` label of a tenant's alert while it fails together with the platform."""
 PLATFORM_SCOPE = "_platform"
 """Scope of alerts that name no tenant; not a valid tenant id, so it cannot collide."""
 
@@ -52,6 +56,24 @@ class Alert:
         if self.labels.get("action") == "isolate":
             return Kind.ISOLATE
         return Kind.TENANT
+
+    @property
+    def culprit(self) -> bool:
+        """An isolation alert naming the tenant whose load exhausts a shared resource."""
+        return self.kind is Kind.ISOLATE and self.labels.get("cause") == NOISY_NEIGHBOR
+
+    @property
+    def shared_cause(self) -> bool:
+        """Says the failure has a shared cause (the platform failing broadly, or a noisy
+        neighbour): while one fires, tenants failing with everyone are victims."""
+        return self.culprit or (
+            self.kind is Kind.PLATFORM and self.labels.get("scope") == "platform"
+        )
+
+    @property
+    def victim(self) -> bool:
+        """A tenant failing together with the platform: recorded, never isolated."""
+        return self.kind is Kind.TENANT and self.labels.get("cause") == SHARED
 
     @cached_property
     def delivery_key(self) -> str:

@@ -43,6 +43,8 @@ class Breaker:
     """Firing notifications counted while closed, against `failure_threshold`."""
     firing: frozenset[str] = frozenset()
     """Fingerprints of this tenant's isolation alerts that are firing now."""
+    culprit: frozenset[str] = frozenset()
+    """Those of `firing` that name this tenant as the cause of a shared failure."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,8 @@ def _open(breaker: Breaker, at: float, reason: str) -> Step:
 
 
 def _close(breaker: Breaker, at: float, reason: str, *, clear_firing: bool = False) -> Step:
-    closed = Breaker(firing=frozenset() if clear_firing else breaker.firing)
+    kept = Breaker(firing=breaker.firing, culprit=breaker.culprit)
+    closed = Breaker() if clear_firing else kept
     return closed, [Transition(breaker.state, State.CLOSED, at, reason)]
 
 
@@ -123,21 +126,28 @@ def on_firing(
     now: float,
     settings: BreakerSettings,
     hold: str | None = None,
+    culprit: bool = False,
 ) -> Step:
     """A new firing notification of one of the tenant's isolation alerts.
 
     `hold` is why a trip must not happen now (the blast-radius guard): the breaker
-    stays closed and the would-be transition is logged as suppressed."""
+    stays closed and the would-be transition is logged as suppressed. A `culprit`
+    alert names this tenant as the cause of a shared failure; the caller never holds
+    it back, since isolating it is what contains the failure."""
     breaker = replace(breaker, firing=breaker.firing | {fingerprint})
+    what = "isolation alert"
+    if culprit:
+        breaker = replace(breaker, culprit=breaker.culprit | {fingerprint})
+        what = "noisy-neighbour alert"
     if breaker.state is State.CLOSED:
         breaker = replace(breaker, failure_count=breaker.failure_count + 1)
         if breaker.failure_count < settings.failure_threshold:
             return breaker, []
         if hold is not None:
             return breaker, [Transition(State.CLOSED, State.OPEN, now, hold, suppressed=True)]
-        return _open(breaker, now, f"isolation alert {fingerprint} firing")
+        return _open(breaker, now, f"{what} {fingerprint} firing")
     if breaker.state is State.HALF_OPEN:
-        return _open(breaker, now, f"isolation alert {fingerprint} firing during probation")
+        return _open(breaker, now, f"{what} {fingerprint} firing during probation")
     if breaker.state is State.DISABLED:
         return breaker, [
             Transition(
@@ -170,9 +180,31 @@ def on_resolved(breaker: Breaker, fingerprint: str, now: float, settings: Breake
     """A resolved notification. It never closes an open breaker by itself: an
     isolated tenant has no traffic, so its healthy-looking ratio proves nothing."""
     firing = breaker.firing - {fingerprint}
+    culprit = breaker.culprit - {fingerprint}
     if breaker.state is State.CLOSED and not firing:
-        return replace(breaker, firing=firing, failure_count=0), []
-    return replace(breaker, firing=firing), []
+        return replace(breaker, firing=firing, culprit=culprit, failure_count=0), []
+    return replace(breaker, firing=firing, culprit=culprit), []
+
+
+def is_victim_isolation(breaker: Breaker, opened_since: float) -> bool:
+    """Open or on probation since `opened_since` for alerts that do not name this
+    tenant as a culprit: isolated for a failure it only suffered."""
+    return (
+        breaker.state in (State.OPEN, State.HALF_OPEN)
+        and not breaker.culprit
+        and breaker.opened_at is not None
+        and breaker.opened_at >= opened_since
+    )
+
+
+def release_victim(breaker: Breaker, now: float, reason: str, settings: BreakerSettings) -> Step:
+    """Close a victim's breaker. Its trip stays held (`is_held`): if its alert still
+    fires once the shared cause is over, the tenant fails on its own and is isolated."""
+    closed = Breaker(
+        firing=breaker.firing,
+        failure_count=settings.failure_threshold if breaker.firing else 0,
+    )
+    return closed, [Transition(breaker.state, State.CLOSED, now, reason)]
 
 
 def apply_action(breaker: Breaker, action: Action, now: float, reason: str) -> Step:
@@ -192,6 +224,7 @@ def apply_action(breaker: Breaker, action: Action, now: float, reason: str) -> S
         state=target,
         opened_at=now if target is State.FORCED_OPEN else None,
         firing=breaker.firing,
+        culprit=breaker.culprit,
     )
     return moved, [Transition(breaker.state, target, now, reason)]
 

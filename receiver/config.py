@@ -97,6 +97,10 @@ class Settings:
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
     incidents: IncidentSettings = field(default_factory=IncidentSettings)
     max_isolated_percent: float = 20.0
+    shared_settle_s: float = 60.0
+    """After a shared cause ends, how long its victims' trips stay held back."""
+    shared_release_window_s: float = 60.0
+    """Tenants isolated up to this long before a shared cause started are released."""
     notify: NotifySettings = field(default_factory=NotifySettings)
     max_body_bytes: int = 10 * 1024 * 1024
     idempotency_ttl_s: float = 24 * 3600.0
@@ -263,6 +267,10 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         "breaker": breaker,
         "incidents": incidents,
         "max_isolated_percent": _parse(env, "GUARD_MAX_ISOLATED_PERCENT", _percent, 20.0),
+        "shared_settle_s": _parse(env, "GUARD_SHARED_SETTLE_S", _non_negative, 60.0),
+        "shared_release_window_s": _parse(
+            env, "GUARD_SHARED_RELEASE_WINDOW_S", _non_negative, 60.0
+        ),
         "notify": load_notify(env),
         "max_body_bytes": _parse(env, "RECEIVER_MAX_BODY_BYTES", _positive(int), 10 * 1024 * 1024),
         "idempotency_ttl_s": _parse(env, "RECEIVER_IDEMPOTENCY_TTL_S", _positive(float), 86400.0),

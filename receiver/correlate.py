@@ -20,10 +20,12 @@ from datetime import UTC, datetime
 
 from receiver import incidents as rules
 from receiver.alerts import Alert, Kind
+from receiver.attribution import contain, culprit_figures, describe, name_culprit, note_victim
 from receiver.breaker import State
+from receiver.commits import MAX_ATTEMPTS, CommitConflict, TransitionEvent
 from receiver.config import Settings
 from receiver.incidents import Incident, Scope
-from receiver.ingest import MAX_ATTEMPTS, CommitConflict, IngestResult, TransitionEvent
+from receiver.ingest import IngestResult
 from receiver.store import Store
 from receiver.store.incidents import Board, BoardChange, IncidentStore
 from receiver.tenants import Tier, resolve_tier
@@ -73,15 +75,16 @@ class Signals:
 
     def board_keys(self) -> list[str]:
         """Delivery keys of the alerts incidents care about (isolation, platform)."""
-        return [
-            a.delivery_key
-            for _, a in self.alerts
-            if a.kind is Kind.ISOLATE or is_platform_problem(a)
-        ]
+        return [a.delivery_key for _, a in self.alerts if on_board(a)]
 
 
 def is_platform_problem(alert: Alert) -> bool:
     return alert.kind is Kind.PLATFORM and alert.labels.get("scope") == "platform"
+
+
+def on_board(alert: Alert) -> bool:
+    """The alerts incidents care about: isolation, the platform's, and victims'."""
+    return alert.kind is Kind.ISOLATE or alert.victim or is_platform_problem(alert)
 
 
 class Draft:
@@ -171,7 +174,7 @@ def _new_alerts(draft: Draft, signals: Signals, isolated: set[str]) -> list[tupl
     must not land in a tenant incident."""
     fresh = []
     for scope, alert in signals.alerts:
-        if not (alert.kind is Kind.ISOLATE or is_platform_problem(alert)):
+        if not on_board(alert):
             continue
         key = alert.delivery_key
         if key in draft.board.seen or key in draft.seen_keys:
@@ -209,6 +212,9 @@ def _apply(draft: Draft, signals: Signals, isolated: set[str]) -> None:
     now = draft.now
     alerts = _new_alerts(draft, signals, isolated)
     for tenant_id, alert in alerts:
+        if (alert.culprit or alert.victim) and alert.firing:
+            _shared(draft, signals, tenant_id, alert)
+            continue
         if alert.kind is not Kind.ISOLATE or not alert.firing or tenant_id in signals.held:
             continue
         tier = signals.tiers.get(tenant_id, Tier.BRONZE)
@@ -274,8 +280,29 @@ def _apply(draft: Draft, signals: Signals, isolated: set[str]) -> None:
                     "Alertmanager truncated alerts: the incident may "
                     "miss tenants (set max_alerts: 0 on the webhook)",
                 )
+    for incident_id in list(draft.changed):
+        if contain(draft.open[incident_id], isolated, now):
+            draft.notices.append(Notice("contained", incident_id))
     draft.rank()
     settle(draft, isolated)
+
+
+def _shared(draft: Draft, signals: Signals, tenant_id: str, alert: Alert) -> None:
+    """A culprit or a victim of a shared failure, on the platform incident."""
+    now = draft.now
+    incident = draft.current(Scope.PLATFORM) or draft.new(Scope.PLATFORM, SHARED_FAILURE)
+    tier = signals.tiers.get(tenant_id, Tier.BRONZE)
+    if alert.culprit:
+        figures = culprit_figures(alert.annotations)
+        draft.join(
+            incident, tenant_id, tier, f"{_name(alert)} firing: {describe(tenant_id, figures)}"
+        )
+        if name_culprit(incident, tenant_id, figures, now):
+            draft.notices.append(Notice("culprit_named", incident.id, tenant_id))
+    else:
+        draft.join(incident, tenant_id, tier, f"{_name(alert)} firing: failing with the platform")
+        note_victim(incident, tenant_id, alert.starts_at_s)
+    _record(incident, alert, now, tenant_id, signals.group_key)
 
 
 def settle(draft: Draft, isolated: set[str], candidates: Iterable[str] | None = None) -> None:
@@ -310,6 +337,10 @@ def _costs(
         incident = draft.open[incident_id]
         incident.cost_per_hour = rules.tenants_cost_per_hour(
             incident.tenants.values(), settings.tier_hourly_cost
+        )
+        victims = [tier for tenant, tier in incident.tenants.items() if tenant in incident.victims]
+        incident.victims_cost_per_hour = rules.tenants_cost_per_hour(
+            victims, settings.tier_hourly_cost
         )
         if incident_id in draft.created or not incident.is_open:
             if everyone is None:

@@ -16,7 +16,7 @@ import redis
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from receiver.ingest import CommitConflict
+from receiver.commits import CommitConflict
 
 log = logging.getLogger(__name__)
 

@@ -106,7 +106,15 @@ class Incident:
     """First isolation of each tenant, for detection latency (alert start -> isolation)."""
     suppressed: list[str] = field(default_factory=list)
     """Tenants whose isolation the blast-radius guard held back."""
+    culprits: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Tenants named as the cause of a shared failure, with their shares of the shared
+    load (`share`, `baseline_share`, `growth`) when the alert said."""
+    victims: dict[str, float] = field(default_factory=dict)
+    """Tenants failing with the platform, and when each started failing."""
+    contained_at: float | None = None
+    """When the victims recovered with the culprits isolated."""
     cost_per_hour: float = 0.0
+    victims_cost_per_hour: float = 0.0
     all_tenants_cost_per_hour: float = 0.0
     """What an hour would cost if every known tenant were affected."""
     escalation_level: int = 0
@@ -152,6 +160,8 @@ class Incident:
             group_keys=list(self.group_keys),
             isolated_at=dict(self.isolated_at),
             suppressed=list(self.suppressed),
+            culprits={tenant: dict(figures) for tenant, figures in self.culprits.items()},
+            victims=dict(self.victims),
             notes=[dict(note) for note in self.notes],
             postmortem=json.loads(json.dumps(self.postmortem)),
             # Empty but present, for a reader that expects it (a receiver of the
@@ -314,7 +324,11 @@ def tenants_cost_per_hour(tiers: Iterable[Tier], hourly_cost: Mapping[str, float
 
 
 def impact(incident: Incident, now: float) -> Impact:
+    """Victims of a contained shared failure count only until it was contained."""
     hours = duration_s(incident, now) / 3600
     accrued = incident.cost_per_hour * hours
+    if incident.contained_at is not None:
+        victims_hours = max(0.0, incident.contained_at - incident.created_at) / 3600
+        accrued -= incident.victims_cost_per_hour * (hours - victims_hours)
     everyone = max(incident.all_tenants_cost_per_hour, incident.cost_per_hour) * hours
     return Impact(incident.cost_per_hour, accrued, everyone, everyone - accrued)

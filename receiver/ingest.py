@@ -8,46 +8,20 @@ retries a scope whose version moved while it was thinking.
 from __future__ import annotations
 
 import logging
-import random
-import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from receiver import breaker as policy
 from receiver.alerts import PLATFORM_SCOPE, Alert, Kind, Notification
+from receiver.causes import SharedCause
+from receiver.commits import TransitionEvent, commit_scopes, log_transitions
 from receiver.config import BreakerSettings, Settings
+from receiver.containment import release_victims
 from receiver.store import Change, Snapshot, Store
 from receiver.store.scopes import Slot, compact_json
 from receiver.tenants import Tier, is_valid_tenant_id, resolve_tier
 
 log = logging.getLogger(__name__)
-
-MAX_ATTEMPTS = 25
-LOGGED_TRANSITIONS = 50
-"""Transitions logged one line each per batch; the rest are summed up in one line."""
-
-
-class CommitConflict(RuntimeError):
-    """A scope kept changing under us; the caller should answer 5xx and be retried."""
-
-
-@dataclass(frozen=True)
-class TransitionEvent:
-    tenant_id: str
-    transition: policy.Transition
-
-    def as_dict(self) -> dict[str, Any]:
-        t = self.transition
-        return {
-            "tenant_id": self.tenant_id,
-            "from": t.from_state.value,
-            "to": t.to_state.value,
-            "at": t.at,
-            "reason": t.reason,
-            "suppressed": t.suppressed,
-        }
 
 
 @dataclass
@@ -76,73 +50,6 @@ class ScopeOutcome:
     events: list[TransitionEvent] = field(default_factory=list)
     tier: Tier | None = None
     held: str | None = None
-
-
-Compute = Callable[[Snapshot], tuple[Change | None, Any]]
-
-
-def commit_scopes(
-    store: Store,
-    scopes: Mapping[str, Sequence[str]],
-    compute: Compute,
-    now: float,
-    known: Iterable[str] = (),
-    first_read: Mapping[str, Snapshot] | None = None,
-    taken: Mapping[str, Slot] | None = None,
-) -> dict[str, Any]:
-    """Read, compute and commit each scope, re-reading the ones that moved.
-    `first_read`, if given, is a fresh read of exactly `scopes` to start from.
-
-    `compute` returns the change to write (or None) and a result to hand back; a
-    result counts only from the attempt whose commit won. Afterwards the guard's
-    isolation slots follow the breakers this call committed. A scope left unchanged
-    keeps its slot as it is (the read may be stale by now: another process may have
-    just opened it), except that a slot the caller took in `taken` (read at the end)
-    and did not use is given back."""
-    results: dict[str, Any] = {}
-    final: dict[str, bool] = {}
-    unchanged: dict[str, bool] = {}
-    pending = dict(scopes)
-    known = list(known)
-    for attempt_no in range(MAX_ATTEMPTS):
-        if attempt_no:
-            # Jittered back-off so racing writers stop colliding in lockstep.
-            time.sleep(random.uniform(0, 0.001 * min(attempt_no, 10)))
-        if attempt_no == 0 and first_read is not None:
-            snapshots = dict(first_read)
-        else:
-            snapshots = store.read(pending, now)
-        changes: list[Change] = []
-        attempt: dict[str, Any] = {}
-        for scope, snapshot in snapshots.items():
-            change, result = compute(snapshot)
-            attempt[scope] = result
-            if change is None:
-                results[scope] = result
-                unchanged[scope] = snapshot.breaker.state in policy.ISOLATING
-            else:
-                changes.append(change)
-        versions = store.commit(changes, now, known) if changes or known else []
-        known = []
-        retry: dict[str, Sequence[str]] = {}
-        for change, version in zip(changes, versions, strict=True):
-            if version:
-                results[change.scope] = attempt[change.scope]
-                unchanged.pop(change.scope, None)
-                if change.breaker is not None:
-                    final[change.scope] = change.breaker.state in policy.ISOLATING
-            else:
-                retry[change.scope] = pending[change.scope]
-        if not retry:
-            for scope, slot in (taken or {}).items():
-                if slot.granted and scope in unchanged and not unchanged[scope]:
-                    final[scope] = False
-            final.pop(PLATFORM_SCOPE, None)
-            if final:
-                store.sync_isolated(final)
-            return results
-        pending = retry
-    raise CommitConflict(f"scopes still contended after {MAX_ATTEMPTS} attempts: {sorted(pending)}")
 
 
 def _alert_record(alert: Alert, notification: Notification, now: float) -> str:
@@ -215,6 +122,17 @@ def ingest(
         log.warning("rejected %d alerts with invalid tenant_id", len(result.rejected))
     if result.watchdog:
         store.record_watchdog(now)
+    causes = [alert for alerts in by_scope.values() for alert in alerts if alert.shared_cause]
+    if causes:
+        store.causes.record(causes, now)
+    shared: list[SharedCause] = []
+
+    def shared_cause() -> SharedCause:
+        """Read once per delivery, after this delivery's own causes were recorded."""
+        if not shared:
+            shared.append(store.causes.read(now))
+        return shared[0]
+
     scopes = {scope: [a.delivery_key for a in alerts] for scope, alerts in by_scope.items()}
     firing_keys = {
         scope: {a.delivery_key for a in alerts if a.kind is Kind.ISOLATE and a.firing}
@@ -272,9 +190,11 @@ def ingest(
                 fingerprint = alert.fingerprint
                 breaker, step = policy.on_resolved(breaker, fingerprint, at, breaker_settings)
             else:
-                reason = hold(scope) if policy.would_trip(breaker, breaker_settings) else None
+                reason = None
+                if not alert.culprit and policy.would_trip(breaker, breaker_settings):
+                    reason = shared_cause().hold_reason(settings.shared_settle_s) or hold(scope)
                 breaker, step = policy.on_firing(
-                    breaker, alert.fingerprint, at, breaker_settings, hold=reason
+                    breaker, alert.fingerprint, at, breaker_settings, reason, alert.culprit
                 )
                 if reason is not None:
                     outcome.held = reason
@@ -307,36 +227,13 @@ def ingest(
             result.tiers[scope] = outcome.tier
         if outcome.held is not None:
             result.held[scope] = outcome.held
+    if any(alert.firing for alert in causes):
+        cause = shared_cause()
+        window_s = settings.shared_release_window_s
+        result.transitions += release_victims(store, breaker_settings, cause, window_s, now)
     result.alerts = [(scope, alert) for scope, alerts in by_scope.items() for alert in alerts]
     log_transitions(result.transitions)
     return result
-
-
-def log_transitions(events: Sequence[TransitionEvent]) -> None:
-    """One line per transition, up to `LOGGED_TRANSITIONS`; the rest of a large
-    batch (a shared failure reaching thousands of tenants) as one summary line. Every
-    transition is kept in its tenant's transition log either way."""
-    for event in events[:LOGGED_TRANSITIONS]:
-        t = event.transition
-        log.info(
-            "tenant %s breaker %s -> %s%s (%s)",
-            event.tenant_id,
-            t.from_state.value,
-            t.to_state.value,
-            " suppressed" if t.suppressed else "",
-            t.reason,
-            extra={"tenant_id": event.tenant_id},
-        )
-    rest = events[LOGGED_TRANSITIONS:]
-    if rest:
-        moves = Counter(
-            f"{e.transition.from_state.value} -> {e.transition.to_state.value}" for e in rest
-        )
-        log.info(
-            "%d more breaker transitions in this batch: %s",
-            len(rest),
-            ", ".join(f"{move} x{count}" for move, count in sorted(moves.items())),
-        )
 
 
 def act(
@@ -369,21 +266,27 @@ def sweep(
     settings: BreakerSettings,
     now: float,
     max_isolated_percent: float | None = None,
+    shared_settle_s: float = 60.0,
+    shared_release_window_s: float = 60.0,
 ) -> list[TransitionEvent]:
     """Record the time-based transitions that are due, even if nobody reads the state.
 
     With `max_isolated_percent`, also retry trips the blast-radius guard held back:
     a tenant whose isolation alert still fires gets the slot another tenant freed
-    (its alert will not be delivered again, so nothing else would retry it). Then
+    (its alert will not be delivered again, so nothing else would retry it), unless a
+    shared cause holds trips back. While one fires, victims isolated just before it
+    became known are released (a delivery may have raced the cause's own). Then
     repair guard slots that disagree with their breakers (a process died between a
     commit and its slot update) once two sweeps in a row saw the same disagreement."""
     events: list[TransitionEvent] = []
     observed: dict[str, tuple[int, bool]] = {}
     taken: dict[str, Slot] = {}
+    cause = store.causes.read(now)
+    retry_held = max_isolated_percent is not None and cause.hold_reason(shared_settle_s) is None
 
     def compute(snapshot: Snapshot) -> tuple[Change | None, list[TransitionEvent]]:
         breaker, made = policy.tick(snapshot.breaker, now, settings)
-        if max_isolated_percent is not None and policy.is_held(breaker, settings):
+        if retry_held and max_isolated_percent is not None and policy.is_held(breaker, settings):
             slot = store.acquire_isolation(snapshot.scope, max_isolated_percent, now)
             taken[snapshot.scope] = slot
             if slot.granted:
@@ -402,6 +305,8 @@ def sweep(
         outcome = commit_scopes(store, scopes, compute, now, taken=taken)
         for made in outcome.values():
             events += made
+    if cause.active:
+        events += release_victims(store, settings, cause, shared_release_window_s, now)
     log_transitions(events)
     holding = store.isolated()
     doubts = {

@@ -30,9 +30,10 @@ from prometheus_client.registry import Collector
 
 from receiver import breaker as policy
 from receiver.alerts import Kind
+from receiver.commits import TransitionEvent
 from receiver.deps import EXTENSION, Services
 from receiver.incidents import Priority
-from receiver.ingest import IngestResult, TransitionEvent
+from receiver.ingest import IngestResult
 
 log = logging.getLogger(__name__)
 

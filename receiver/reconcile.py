@@ -31,9 +31,10 @@ import requests
 from marshmallow import ValidationError
 
 from receiver.alerts import PLATFORM_SCOPE, ZERO_TIME, Alert, Kind, Notification, to_epoch
+from receiver.commits import TransitionEvent
 from receiver.correlate import Notice, Signals, update
 from receiver.deps import Services
-from receiver.ingest import IngestResult, TransitionEvent, ingest
+from receiver.ingest import IngestResult, ingest
 from receiver.schemas import AlertSchema
 from receiver.tenants import is_valid_tenant_id
 

@@ -16,8 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from receiver import create_app, metrics
 from receiver.breaker import State, Transition
+from receiver.commits import TransitionEvent
 from receiver.config import Settings
-from receiver.ingest import TransitionEvent
 from tests.conftest import T0, WEBHOOK, Clock, isolate_alert, payload
 from tests.servers import ROOT, need_binary
 

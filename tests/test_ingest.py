@@ -8,9 +8,10 @@ import pytest
 
 from receiver.alerts import PLATFORM_SCOPE
 from receiver.breaker import Action, State
+from receiver.commits import LOGGED_TRANSITIONS, commit_scopes
 from receiver.config import BreakerSettings, Settings
 from receiver.correlate import all_tiers
-from receiver.ingest import LOGGED_TRANSITIONS, act, commit_scopes, ingest, sweep
+from receiver.ingest import act, ingest, sweep
 from receiver.schemas import NotificationSchema
 from receiver.store import Store
 from receiver.tenants import Tier
@@ -189,7 +190,7 @@ def test_a_large_batch_logs_each_transition_up_to_a_cap_then_a_summary(
 ) -> None:
     """Sixty tenants tripping at once: fifty lines, one summary line, sixty stored logs."""
     tenants = [f"t{i:02d}" for i in range(LOGGED_TRANSITIONS + 10)]
-    with caplog.at_level(logging.INFO, "receiver.ingest"):
+    with caplog.at_level(logging.INFO, "receiver.commits"):
         result = ingest(load(_many(tenants)), store, FULL, {}, T0)
     assert len(result.transitions) == len(tenants)
     lines = [r.getMessage() for r in caplog.records]

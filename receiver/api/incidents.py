@@ -10,6 +10,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from receiver import incidents as rules
 from receiver.api.body import json_body, load, load_query
+from receiver.attribution import victims_downtime_s
 from receiver.auth import Role, require
 from receiver.correlate import Notice, edit
 from receiver.deps import get_services, now
@@ -34,6 +35,7 @@ def incident_out(incident: Incident, at: float, full: bool = True) -> dict[str, 
     data = incident.to_dict()
     cost = rules.impact(incident, at)
     data["duration_s"] = rules.duration_s(incident, at)
+    data["victims_downtime_s"] = victims_downtime_s(incident)
     data["response_team"] = rules.RESPONSE_TEAM[incident.priority]
     data["impact"] = {**asdict(cost), "currency": "INR"}
     data["detection_latency_s"] = detection_latencies(incident)

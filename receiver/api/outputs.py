@@ -103,6 +103,14 @@ class IncidentOut(Out):
     resolved_at = fields.Float(dump_only=True, allow_none=True)
     sla_due_at = fields.Float(dump_only=True)
     tenants = fields.Dict(keys=fields.String(), values=fields.String(), dump_only=True)
+    culprits = fields.Dict(
+        keys=fields.String(),
+        values=fields.Dict(keys=fields.String(), values=fields.Float()),
+        dump_only=True,
+    )
+    victims = fields.Dict(keys=fields.String(), values=fields.Float(), dump_only=True)
+    contained_at = fields.Float(dump_only=True, allow_none=True)
+    victims_downtime_s = fields.Float(dump_only=True)
     impact = fields.Nested(ImpactOut, dump_only=True)
     duration_s = fields.Float(dump_only=True)
     escalation_level = fields.Integer(dump_only=True)

@@ -40,6 +40,7 @@ def current_hub() -> Hub:
             client,
             log_cap=settings.breaker.transition_log_cap,
             seen_ttl_s=settings.idempotency_ttl_s,
+            cause_max_age_s=settings.incidents.alert_timeout_s,
         )
         incidents = IncidentStore(client, seen_ttl_s=settings.idempotency_ttl_s)
         _hub = build_hub(settings, client, store, incidents, time.time)

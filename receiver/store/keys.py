@@ -22,6 +22,9 @@ Global (`br:{_global}:...`):
                  tenant's breaker at that version in the last sweep; repaired if it
                  still does at the same version in the next one
 - `watchdog`     string: when the Watchdog alert last arrived
+- `shared-causes` hash: fingerprint -> the latest state of a shared-cause alert
+                 (`PlatformErrorRateHigh`, `TenantNoisyNeighbor`), tab-separated:
+                 status, event time, last seen, alertname, tenant
 - `sweep-lock`   string: which process runs the periodic sweep now
 - `reconcile-lock` string: which process reconciles with Alertmanager this interval
 - `watchdog-alerted` string: set while a "Watchdog missing" notice is out
@@ -63,6 +66,7 @@ TENANTS = f"{PREFIX}:{{{GLOBAL_TAG}}}:tenants"
 ISOLATED = f"{PREFIX}:{{{GLOBAL_TAG}}}:isolated"
 SLOT_DOUBTS = f"{PREFIX}:{{{GLOBAL_TAG}}}:slot-doubts"
 WATCHDOG = f"{PREFIX}:{{{GLOBAL_TAG}}}:watchdog"
+SHARED_CAUSES = f"{PREFIX}:{{{GLOBAL_TAG}}}:shared-causes"
 SWEEP_LOCK = f"{PREFIX}:{{{GLOBAL_TAG}}}:sweep-lock"
 RECONCILE_LOCK = f"{PREFIX}:{{{GLOBAL_TAG}}}:reconcile-lock"
 

@@ -18,6 +18,7 @@ import redis
 
 from receiver.breaker import Breaker, State, Transition
 from receiver.store import keys as k
+from receiver.store.causes import CauseStore
 
 log = logging.getLogger(__name__)
 REFIRE_GRACE_S = 60.0
@@ -112,6 +113,7 @@ def breaker_fields(breaker: Breaker) -> dict[str, str]:
         "open_count": str(breaker.open_count),
         "failure_count": str(breaker.failure_count),
         "firing": json.dumps(sorted(breaker.firing)),
+        "culprit": json.dumps(sorted(breaker.culprit)),
     }
 
 
@@ -130,6 +132,7 @@ def breaker_from_fields(data: dict[str, str]) -> Breaker:
         open_count=int(data.get("open_count") or 0),
         failure_count=int(data.get("failure_count") or 0),
         firing=frozenset(json.loads(data.get("firing") or "[]")),
+        culprit=frozenset(json.loads(data.get("culprit") or "[]")),
     )
 
 
@@ -226,8 +229,16 @@ class Slot:
 class Store:
     """Typed access to scope keys (see `keys`); Redis errors propagate as `redis.RedisError`."""
 
-    def __init__(self, client: redis.Redis, *, log_cap: int, seen_ttl_s: float) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        log_cap: int,
+        seen_ttl_s: float,
+        cause_max_age_s: float = 86400.0,
+    ) -> None:
         self.client = client
+        self.causes = CauseStore(client, max_age_s=cause_max_age_s)
         self.log_cap = log_cap
         self.seen_ttl_s = seen_ttl_s
         self._commit = client.register_script(COMMIT_SCOPE)
