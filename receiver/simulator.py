@@ -6,10 +6,23 @@ failing) and counts those the gateway let through in `rag_queries_total` and
 `rag_query_errors_total` on `GET /metrics`. The gateway asks the receiver's admission
 API once per tenant per tick and serves all of the tick's queries (closed, disabled),
 none (open, forced_open) or the probe share (half_open). `POST /control` changes a
-tenant; `GET /state` shows the counters and the last admission state.
+tenant or the pool's capacity; `GET /state` shows the counters, the last tick's served
+queries and errors, the last admission state and the pool.
+
+Pool mode (`--capacity`, in pool-seconds per second) is the noisy neighbour: every
+admitted query holds one shared backend pool for its tenant's `cost_s`. While the
+admitted load L (served queries times their cost, per second) is within capacity,
+tenants fail only at their own `error_ratio`. Beyond it every admitted query, whoever
+sent it, waits L / capacity times as long and a share 1 - capacity / L of them time
+out, on top of their own errors; so one tenant's expensive or surging queries fail
+everyone until its breaker shuts it out. Pool mode also exports the histogram
+`rag_query_duration_seconds` per tenant. Without a capacity there is no pool: no
+histogram and no waits, though `GET /state` still reports the load.
 
 Run: RECEIVER_API_TOKEN=... python -m receiver.simulator --port 9105 \\
-       --receiver-url http://127.0.0.1:8080 --tenants t1:gold:5,t2:silver:0.5
+       --receiver-url http://127.0.0.1:8080 --tenants t1:gold:5,t2:silver:0.5:0.02 \\
+       --capacity 0.5
+and `POST /control {"tenant_id": "t1", "qps": 250}` saturates the pool: L is 2.5 > 0.5.
 """
 
 from __future__ import annotations
@@ -22,15 +35,33 @@ import random
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeGuard
 
 import requests
 
 from receiver.tenants import is_valid_tenant_id
 
 FULL_SHARE = {"closed": 1.0, "disabled": 1.0, "ungated": 1.0, "open": 0.0, "forced_open": 0.0}
+TENANT_FIELDS = frozenset({"tenant_id", "tier", "qps", "error_ratio", "cost_s"})
+DURATION_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, math.inf)
+
+
+@dataclass
+class DurationHistogram:
+    """`rag_query_duration_seconds` of one tenant; `bucket_counts` are cumulative."""
+
+    bucket_counts: list[int] = field(default_factory=lambda: [0] * len(DURATION_BUCKETS_S))
+    sum_s: float = 0.0
+    count: int = 0
+
+    def observe(self, duration_s: float, queries: int) -> None:
+        for i, le in enumerate(DURATION_BUCKETS_S):
+            if duration_s <= le:
+                self.bucket_counts[i] += queries
+        self.sum_s += duration_s * queries
+        self.count += queries
 
 
 @dataclass
@@ -39,31 +70,94 @@ class Tenant:
     tier: str
     qps: float
     error_ratio: float = 0.0
+    cost_s: float = 0.01
+    """Pool-seconds one query holds the shared backend while the pool is not saturated."""
     queries: int = 0
     errors: int = 0
     rejected: int = 0
+    last_served: int = 0
+    last_errors: int = 0
+    """The last tick's served and failed queries: the error ratio tenants see right now."""
     admission: str = "ungated"
     """The breaker state the gateway last got: a receiver state, `ungated` (no
     receiver configured) or `unreachable`."""
     _query_carry: float = 0.0
     _served_carry: float = 0.0
     _error_carry: float = 0.0
+    _durations: DurationHistogram = field(default_factory=DurationHistogram)
 
     def public(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
 
 
+@dataclass(frozen=True)
+class Pool:
+    """The shared backend during one tick: its capacity and the load admitted into it,
+    both in pool-seconds per second."""
+
+    capacity_pool_s: float | None
+    load_pool_s: float = 0.0
+
+    @property
+    def saturated(self) -> bool:
+        return self.capacity_pool_s is not None and self.load_pool_s > self.capacity_pool_s
+
+    @property
+    def timeout_share(self) -> float:
+        """The share of every admitted query that times out waiting."""
+        if not self.saturated or self.capacity_pool_s is None:
+            return 0.0
+        return 1 - self.capacity_pool_s / self.load_pool_s
+
+    @property
+    def stretch(self) -> float:
+        """How many times its own cost a query holds the pool, waiting included."""
+        if not self.saturated or self.capacity_pool_s is None:
+            return 1.0
+        return self.load_pool_s / self.capacity_pool_s
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "capacity_pool_s": self.capacity_pool_s,
+            "load_pool_s": self.load_pool_s,
+            "saturated": self.saturated,
+        }
+
+
+def _is_number(value: object) -> TypeGuard[float]:
+    """A finite number; JSON's true and false are ints to Python, not to a client."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _checked_capacity(value: object) -> float | None:
+    if value is None:
+        return None
+    if _is_number(value) and value > 0:
+        return float(value)
+    raise ValueError("capacity_pool_s: a number above 0, or null for no pool")
+
+
+def _spec_number(text: str, name: str, part: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a number of at least 0 in {part!r}")
+    return value
+
+
 def parse_tenants(spec: str) -> list[Tenant]:
-    """`t1:gold:5,t2:silver:0.5` (id:tier:qps) as tenants."""
+    """`t1:gold:5,t2:silver:0.5:0.02` (id:tier:qps[:cost_s]) as tenants."""
     tenants = []
     for part in filter(None, (p.strip() for p in spec.split(","))):
         fields = part.split(":")
-        if len(fields) != 3 or not is_valid_tenant_id(fields[0]) or not fields[1]:
-            raise ValueError(f"expected id:tier:qps, got {part!r}")
-        qps = float(fields[2])
-        if qps < 0:
-            raise ValueError(f"qps must not be negative in {part!r}")
-        tenants.append(Tenant(fields[0], fields[1], qps))
+        if len(fields) not in (3, 4) or not is_valid_tenant_id(fields[0]) or not fields[1]:
+            raise ValueError(f"expected id:tier:qps[:cost_s], got {part!r}")
+        tenant = Tenant(fields[0], fields[1], _spec_number(fields[2], "qps", part))
+        if len(fields) == 4:
+            tenant.cost_s = _spec_number(fields[3], "cost_s", part)
+        tenants.append(tenant)
     return tenants
 
 
@@ -72,6 +166,13 @@ def _carried(amount: float, carry: float) -> tuple[int, float]:
     total = amount + carry
     whole = math.floor(total + 1e-9)
     return whole, total - whole
+
+
+def _failure_share(error_ratio: float, timeout_share: float) -> float:
+    """A query fails on its own or times out in the pool, independently."""
+    if not timeout_share:
+        return error_ratio
+    return 1 - (1 - error_ratio) * (1 - timeout_share)
 
 
 def _escape(value: str) -> str:
@@ -91,8 +192,11 @@ class Platform:
         probe_percent: float = 10.0,
         fail_open: bool = True,
         seed: int | None = None,
+        capacity_pool_s: float | None = None,
     ) -> None:
         self.tenants = {t.tenant_id: t for t in tenants}
+        # The pool's capacity now and the load the last tick admitted into it.
+        self.pool = Pool(_checked_capacity(capacity_pool_s))
         self.receiver_url = receiver_url.rstrip("/") if receiver_url else None
         self.tick_s = tick_s
         self.probe_share = probe_percent / 100
@@ -133,43 +237,65 @@ class Platform:
         self.session.close()
 
     def control(self, change: dict[str, Any]) -> dict[str, Any]:
-        """Change (or create) a tenant: any of `tier`, `qps`, `error_ratio`."""
+        """Change the pool (`capacity_pool_s` alone, see `set_capacity`) or change (or
+        create) a tenant: any of `tier`, `qps`, `error_ratio`, `cost_s`."""
+        if "capacity_pool_s" in change:
+            if change.keys() & TENANT_FIELDS:
+                raise ValueError("capacity_pool_s is platform-wide: send it without tenant fields")
+            return self.set_capacity(_checked_capacity(change["capacity_pool_s"]))
         tenant_id = change.get("tenant_id")
         if not isinstance(tenant_id, str) or not is_valid_tenant_id(tenant_id):
             raise ValueError("tenant_id: 1-64 letters, digits, '.', '_' or '-'")
         ratio, qps, tier = change.get("error_ratio"), change.get("qps"), change.get("tier")
-        if ratio is not None and not (isinstance(ratio, int | float) and 0 <= ratio <= 1):
+        cost_s = change.get("cost_s")
+        if ratio is not None and not (_is_number(ratio) and 0 <= ratio <= 1):
             raise ValueError("error_ratio: a number from 0 to 1")
-        if qps is not None and not (isinstance(qps, int | float) and qps >= 0):
+        if qps is not None and not (_is_number(qps) and qps >= 0):
             raise ValueError("qps: a number of at least 0")
+        if cost_s is not None and not (_is_number(cost_s) and cost_s >= 0):
+            raise ValueError("cost_s: a number of at least 0")
         if tier is not None and not (isinstance(tier, str) and tier):
             raise ValueError("tier: a non-empty string")
         with self.lock:
             tenant = self.tenants.setdefault(tenant_id, Tenant(tenant_id, "bronze", 0.0))
             tenant.error_ratio = tenant.error_ratio if ratio is None else float(ratio)
             tenant.qps = tenant.qps if qps is None else float(qps)
+            tenant.cost_s = tenant.cost_s if cost_s is None else float(cost_s)
             tenant.tier = tier or tenant.tier
             return tenant.public()
 
-    def state(self) -> dict[str, Any]:
+    def set_capacity(self, capacity_pool_s: float | None) -> dict[str, Any]:
+        """Resize the pool from the next tick on; None ends pool mode (and the histogram)."""
         with self.lock:
-            return {"tenants": {i: t.public() for i, t in self.tenants.items()}}
+            self.pool = Pool(_checked_capacity(capacity_pool_s), self.pool.load_pool_s)
+            return self.pool.public()
+
+    def state(self) -> dict[str, Any]:
+        """`pool` is there with or without a capacity: the load helps choose one."""
+        with self.lock:
+            return {
+                "tenants": {i: t.public() for i, t in self.tenants.items()},
+                "pool": self.pool.public(),
+            }
 
     def metrics(self) -> str:
+        lines = []
+        # Under the lock, so that a scrape never sees half a tick.
         with self.lock:
             tenants = list(self.tenants.values())
-        lines = []
-        for name, kind, help_text, value in (
-            ("rag_queries_total", "counter", "Queries served.", lambda t: t.queries),
-            ("rag_query_errors_total", "counter", "Queries that failed.", lambda t: t.errors),
-            ("rag_tenant_info", "gauge", "The tenant's tier.", lambda t: 1),
-        ):
-            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-            for t in tenants:
-                labels = f'tenant_id="{_escape(t.tenant_id)}"'
-                if name == "rag_tenant_info":
-                    labels += f',tier="{_escape(t.tier)}"'
-                lines.append(f"{name}{{{labels}}} {value(t)}")
+            for name, kind, help_text, value in (
+                ("rag_queries_total", "counter", "Queries served.", lambda t: t.queries),
+                ("rag_query_errors_total", "counter", "Queries that failed.", lambda t: t.errors),
+                ("rag_tenant_info", "gauge", "The tenant's tier.", lambda t: 1),
+            ):
+                lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+                for t in tenants:
+                    labels = f'tenant_id="{_escape(t.tenant_id)}"'
+                    if name == "rag_tenant_info":
+                        labels += f',tier="{_escape(t.tier)}"'
+                    lines.append(f"{name}{{{labels}}} {value(t)}")
+            if self.pool.capacity_pool_s is not None:
+                lines += _histogram_lines(tenants)
         return "\n".join(lines) + "\n"
 
     def admission(self, tenant_id: str) -> str:
@@ -185,31 +311,50 @@ class Platform:
             return "unreachable"
 
     def tick(self, elapsed_s: float) -> None:
-        """Generate and admit `elapsed_s` seconds of every tenant's queries."""
+        """Generate and admit `elapsed_s` seconds of every tenant's queries, then serve
+        them: the pool's load depends on every tenant's admitted queries at once."""
         with self.lock:
             tenant_ids = list(self.tenants)
+        admissions: dict[str, str] = {}
         state = ""
         for tenant_id in tenant_ids:
             # One timeout per tick, not one per tenant, while the receiver is down.
             state = "unreachable" if state == "unreachable" else self.admission(tenant_id)
-            if state in FULL_SHARE:
-                share = FULL_SHARE[state]
-            elif state == "unreachable":
-                share = 1.0 if self.fail_open else 0.0
-            else:  # half_open: the probe share, as the admission API grants it per request
-                share = self.probe_share
-            with self.lock:
+            admissions[tenant_id] = state
+        with self.lock:
+            served: dict[str, int] = {}
+            for tenant_id, state in admissions.items():
                 t = self.tenants[tenant_id]
                 t.admission = state
                 offered, t._query_carry = _carried(t.qps * elapsed_s, t._query_carry)
-                served, t._served_carry = _carried(offered * share, t._served_carry)
+                served[tenant_id], t._served_carry = _carried(
+                    offered * self._share(state), t._served_carry
+                )
+                t.rejected += offered - served[tenant_id]
+            load = sum(n * self.tenants[i].cost_s for i, n in served.items())
+            pool = self.pool = Pool(
+                self.pool.capacity_pool_s, load / elapsed_s if elapsed_s > 0 else 0.0
+            )
+            for tenant_id, n in served.items():
+                t = self.tenants[tenant_id]
+                share = _failure_share(t.error_ratio, pool.timeout_share)
                 if self.rng is not None:
-                    failed = sum(self.rng.random() < t.error_ratio for _ in range(served))
+                    failed = sum(self.rng.random() < share for _ in range(n))
                 else:
-                    failed, t._error_carry = _carried(served * t.error_ratio, t._error_carry)
-                t.queries += served
+                    failed, t._error_carry = _carried(n * share, t._error_carry)
+                t.queries += n
                 t.errors += failed
-                t.rejected += offered - served
+                t.last_served, t.last_errors = n, failed
+                if pool.capacity_pool_s is not None:
+                    t._durations.observe(t.cost_s * pool.stretch, n)
+
+    def _share(self, state: str) -> float:
+        """The share of a tick's queries the gateway serves in this admission state."""
+        if state in FULL_SHARE:
+            return FULL_SHARE[state]
+        if state == "unreachable":
+            return 1.0 if self.fail_open else 0.0
+        return self.probe_share  # half_open, as the admission API grants it per request
 
     def _run(self) -> None:
         last = time.monotonic()
@@ -217,6 +362,22 @@ class Platform:
             now = time.monotonic()
             self.tick(now - last)
             last = now
+
+
+def _histogram_lines(tenants: list[Tenant]) -> list[str]:
+    name = "rag_query_duration_seconds"
+    lines = [
+        f"# HELP {name} How long a query held the shared backend pool, waiting included.",
+        f"# TYPE {name} histogram",
+    ]
+    for t in tenants:
+        labels = f'tenant_id="{_escape(t.tenant_id)}"'
+        for le, count in zip(DURATION_BUCKETS_S, t._durations.bucket_counts, strict=True):
+            bound = "+Inf" if le == math.inf else f"{le:g}"
+            lines.append(f'{name}_bucket{{{labels},le="{bound}"}} {count}')
+        lines.append(f"{name}_sum{{{labels}}} {t._durations.sum_s!r}")
+        lines.append(f"{name}_count{{{labels}}} {t._durations.count}")
+    return lines
 
 
 def _handler(platform: Platform) -> type[BaseHTTPRequestHandler]:
@@ -261,7 +422,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9105)
     parser.add_argument("--receiver-url", help="ask this receiver's admission API (token: env)")
-    parser.add_argument("--tenants", default="t1:gold:5", help="id:tier:qps,...")
+    parser.add_argument("--tenants", default="t1:gold:5", help="id:tier:qps[:cost_s],...")
+    parser.add_argument(
+        "--capacity",
+        type=float,
+        metavar="POOL_S",
+        help="pool mode: the shared backend's pool-seconds per second",
+    )
     parser.add_argument("--tick-s", type=float, default=1.0)
     parser.add_argument("--fail-closed", action="store_true", help="no traffic if unreachable")
     parser.add_argument("--seed", type=int, help="draw each query's failure at random")
@@ -270,6 +437,8 @@ def main(argv: list[str] | None = None) -> None:
         tenants = parse_tenants(args.tenants)
     except ValueError as exc:
         parser.error(f"--tenants: {exc}")
+    if args.capacity is not None and not (math.isfinite(args.capacity) and args.capacity > 0):
+        parser.error("--capacity: a number above 0")
     platform = Platform(
         tenants,
         receiver_url=args.receiver_url,
@@ -278,6 +447,7 @@ def main(argv: list[str] | None = None) -> None:
         probe_percent=float(os.environ.get("BREAKER_HALF_OPEN_PROBE_PERCENT") or 10),
         fail_open=not args.fail_closed,
         seed=args.seed,
+        capacity_pool_s=args.capacity,
     ).start(args.host, args.port)
     print(f"platform simulator on {platform.url}", flush=True)
     done = threading.Event()
