@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from receiver.breaker import (
@@ -11,11 +13,13 @@ from receiver.breaker import (
     admit,
     apply_action,
     is_held,
+    is_victim_isolation,
     next_transition_at,
     on_firing,
     on_resolved,
     open_timeout_s,
     release_hold,
+    release_victim,
     tick,
 )
 from receiver.config import BreakerSettings
@@ -218,3 +222,47 @@ def test_held_trip_is_released_when_a_slot_frees() -> None:
     assert opened.state is State.OPEN and opened.opened_at == T + 30
     assert "a guard slot is free" in step[0].reason
     assert not is_held(on_resolved(breaker, "a", T + 1, S)[0], S)
+
+
+def test_a_culprit_alert_is_remembered_and_forgotten_with_its_resolution() -> None:
+    """A noisy-neighbour alert opens the breaker and marks it a culprit until resolved."""
+    breaker, made = on_firing(Breaker(), "nn", T, S, culprit=True)
+    assert (breaker.state, breaker.culprit) == (State.OPEN, frozenset({"nn"}))
+    assert made[0].reason == "noisy-neighbour alert nn firing"
+    breaker, _ = on_resolved(breaker, "nn", T + 5, S)
+    assert (breaker.state, breaker.culprit, breaker.firing) == (
+        State.OPEN,
+        frozenset(),
+        frozenset(),
+    )
+
+
+@pytest.mark.parametrize(
+    ("breaker", "since", "victim"),
+    [
+        (opened(at=T), T - 1, True),
+        (opened(at=T), T + 1, False),
+        (replace(opened(at=T), state=State.HALF_OPEN, half_open_at=T + 60), T, True),
+        (replace(opened(at=T), culprit=frozenset({"a"})), T - 1, False),
+        (Breaker(state=State.FORCED_OPEN, opened_at=T), T - 1, False),
+        (Breaker(), T - 1, False),
+    ],
+    ids=["open-since", "open-before", "half-open", "culprit", "forced-open", "closed"],
+)
+def test_victim_isolation_is_an_automatic_open_since_the_time_that_is_no_culprits(
+    breaker: Breaker, since: float, victim: bool
+) -> None:
+    """Only open or probing breakers opened since then, not for a culprit alert, are victims'."""
+    assert is_victim_isolation(breaker, since) is victim
+
+
+def test_a_released_victim_closes_with_its_trip_held() -> None:
+    """Released while its alert fires: closed, and the trip is held for a later retry."""
+    breaker, made = release_victim(opened(), T + 5, "released: shared cause", S)
+    assert breaker.state is State.CLOSED and breaker.firing == frozenset({"a"})
+    assert is_held(breaker, S)
+    assert [(t.from_state, t.to_state, t.reason) for t in made] == [
+        (State.OPEN, State.CLOSED, "released: shared cause")
+    ]
+    quiet, _ = release_victim(opened(firing=frozenset()), T + 5, "released", S)
+    assert not is_held(quiet, S) and quiet == Breaker()
