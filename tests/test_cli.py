@@ -39,7 +39,7 @@ def trial_receiver(redis_server: RedisServer, real_redis: redis.Redis) -> Iterat
 
 
 def test_demo_tells_the_whole_story(trial_receiver: Receiver) -> None:
-    """Isolation, P2 -> P1, the guard holding back a shared failure, and recovery."""
+    """Isolation, P2 -> P1, a noisy neighbour isolated alone, and recovery."""
     result = subprocess.run(
         [
             sys.executable,
@@ -60,8 +60,11 @@ def test_demo_tells_the_whole_story(trial_receiver: Receiver) -> None:
     out = result.stdout
     assert "isolated: plat-01" in out
     assert "6 tenants, priority P1" in out and "4 tenants, priority P2" in out
-    assert "held back by the blast-radius guard: bronze-04" in out
-    assert "suspected shared-resource failure" in out
+    assert "20 tenants failing with the platform: 20 recorded" in out
+    assert "held back: bronze-01, bronze-02, bronze-03" in out
+    assert "isolated: gold-01" in out
+    assert "noisy neighbour: gold-01 exhausting a shared resource" in out
+    assert "contained by isolating gold-01: 20 victims recovered" in out
     assert "  0 tenants still isolated or on probation" in out
     assert "open" not in out.split("== 4. Everything heals")[1].split("incident ")[1]
 

@@ -26,26 +26,39 @@ def _stamp(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def notification(tenants: list[tuple[str, str]], status: str, starts_at: float) -> dict[str, Any]:
-    """An Alertmanager v4 webhook payload of TenantErrorRateHigh alerts."""
+ERROR_RATE = {"alertname": "TenantErrorRateHigh", "action": "isolate", "severity": "critical"}
+SHARED_FAILURE = {"alertname": "TenantSharedFailure", "cause": "shared", "severity": "warning"}
+NOISY_NEIGHBOR = {
+    "alertname": "TenantNoisyNeighbor",
+    "action": "isolate",
+    "cause": "noisy_neighbor",
+    "severity": "critical",
+}
+PLATFORM = {"alertname": "PlatformErrorRateHigh", "scope": "platform", "severity": "critical"}
+
+
+def notification(
+    tenants: list[tuple[str, str]],
+    status: str,
+    starts_at: float,
+    rule: dict[str, str] = ERROR_RATE,
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """An Alertmanager v4 webhook payload of one rule's alerts, one per tenant (or one
+    naming no tenant, for a platform rule given no tenants)."""
     alerts = []
-    for tenant_id, tier in tenants:
-        labels = {
-            "alertname": "TenantErrorRateHigh",
-            "action": "isolate",
-            "severity": "critical",
-            "tenant_id": tenant_id,
-            "tier": tier,
-        }
+    for tenant_id, tier in tenants or [("", "")]:
+        labels = {**rule, **({"tenant_id": tenant_id, "tier": tier} if tenant_id else {})}
+        key = f"{rule['alertname']}/{tenant_id}"
         alerts.append(
             {
                 "status": status,
                 "labels": labels,
-                "annotations": {"summary": f"Tenant {tenant_id} fails 93% of its queries"},
+                "annotations": annotations or {"summary": f"{rule['alertname']} {tenant_id}"},
                 "startsAt": _stamp(starts_at),
                 "endsAt": _stamp(time.time()) if status == "resolved" else "0001-01-01T00:00:00Z",
                 "generatorURL": "http://prometheus.invalid/graph",
-                "fingerprint": hashlib.blake2b(tenant_id.encode(), digest_size=8).hexdigest(),
+                "fingerprint": hashlib.blake2b(key.encode(), digest_size=8).hexdigest(),
             }
         )
     return {
@@ -53,9 +66,9 @@ def notification(tenants: list[tuple[str, str]], status: str, starts_at: float) 
         "status": status,
         "receiver": "blast-radius",
         "alerts": alerts,
-        "groupLabels": {"alertname": "TenantErrorRateHigh"},
-        "commonLabels": {"alertname": "TenantErrorRateHigh", "action": "isolate"},
-        "groupKey": '{}:{alertname="TenantErrorRateHigh"}',
+        "groupLabels": {"alertname": rule["alertname"]},
+        "commonLabels": dict(rule),
+        "groupKey": f'{{}}:{{alertname="{rule["alertname"]}"}}',
         "truncatedAlerts": 0,
         "externalURL": "http://alertmanager.invalid",
     }
@@ -82,7 +95,7 @@ def _transitions(reply: dict[str, Any]) -> None:
     if opened:
         click.echo(f"isolated: {', '.join(opened)}")
     if held:
-        click.echo(f"held back by the blast-radius guard: {', '.join(held)}")
+        click.echo(f"held back: {', '.join(held)}")
 
 
 @click.command()
@@ -131,14 +144,28 @@ def demo(url: str, heal_timeout: int) -> None:
             f"tenants, priority {current['priority']}"
         )
 
-    _scene("3. A shared database pool fails: 20 tenants at once")
+    _scene("3. One tenant's 100x-expensive queries exhaust the shared pool: all fail")
     shared = [(f"bronze-{i:02d}", "bronze") for i in range(1, 21)]
-    _transitions(api.webhook(notification(shared, "firing", time.time())))
-    click.echo(incident_table(api.get("/api/v1/incidents?status=open")["items"]))
+    onset = time.time()
+    api.webhook(notification([], "firing", onset, PLATFORM))
+    victims = api.webhook(notification(shared, "firing", onset, SHARED_FAILURE))
+    click.echo(f"{len(shared)} tenants failing with the platform: {victims['accepted']} recorded")
+    _transitions(api.webhook(notification(shared[:3], "firing", onset)))
+    figures = {"share": "0.71", "baseline_share": "0.03", "growth": "79"}
+    culprit = [("gold-01", "gold")]
+    _transitions(api.webhook(notification(culprit, "firing", onset, NOISY_NEIGHBOR, figures)))
+    click.echo(incident_table(api.get("/api/v1/incidents?status=open&scope=platform")["items"]))
 
     _scene("4. Everything heals")
-    failing = [("plat-01", "platinum"), *silver, *shared]
-    api.webhook(notification(failing, "resolved", start))
+    api.webhook(notification([], "resolved", onset, PLATFORM))
+    api.webhook(notification(shared, "resolved", onset, SHARED_FAILURE))
+    api.webhook(notification(shared[:3], "resolved", onset))
+    api.webhook(notification(culprit, "resolved", onset, NOISY_NEIGHBOR, figures))
+    platform = api.get("/api/v1/incidents?scope=platform")["items"][0]
+    events = api.get(f"/api/v1/incidents/{platform['id']}")["timeline"]
+    click.echo(next((e["message"] for e in events if e["kind"] == "contained"), "not contained"))
+    failing = [("plat-01", "platinum"), *silver, *culprit]
+    api.webhook(notification(failing[:-1], "resolved", start))
     names = {t for t, _ in failing}
     deadline = time.time() + heal_timeout
     while time.time() < deadline:
