@@ -259,7 +259,8 @@ def profile(singles: int) -> None:
     from receiver.config import load_settings
     from receiver.notify import dispatch
     from receiver.store.incidents import IncidentStore
-    from receiver.store.scopes import Store
+    from receiver.store.scopes import ScopeStore
+    from receiver.store.slots import SlotStore
 
     redis_server = RedisServer().start()
     handler = logs.configure("INFO")
@@ -275,8 +276,8 @@ def profile(singles: int) -> None:
                 (webhook, "json_body", "request body: json.loads"),
                 (webhook, "load", "marshmallow load (NotificationSchema)"),
                 (webhook, "ingest", "ingest (breakers)"),
-                (Store, "acquire_isolation", "  of which guard slot, 1 round trip each"),
-                (Store, "commit", "  of which Store.commit (pipelined Lua)"),
+                (SlotStore, "acquire", "  of which guard slot, 1 round trip each"),
+                (ScopeStore, "commit", "  of which ScopeStore.commit (pipelined Lua)"),
                 (webhook, "update", "correlate.update (incident board)"),
                 (IncidentStore, "board", "  of which board read + JSON decode"),
                 (IncidentStore, "commit", "  of which board commit (JSON encode + Lua)"),
@@ -284,7 +285,7 @@ def profile(singles: int) -> None:
                 (webhook, "drain_quietly", "notify drain (outbox -> deliveries)"),
                 (dispatch, "_states", "  of which breaker states of incident tenants"),
                 (webhook, "jsonify", "reply: jsonify"),
-                (Store, "read", "Store.read, any caller (pipelined)"),
+                (ScopeStore, "read", "ScopeStore.read, any caller (pipelined)"),
             ]
         )
 

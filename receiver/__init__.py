@@ -9,12 +9,11 @@ from typing import Any
 
 from flask import Flask
 
-from receiver import api, errors, logs, metrics
+from receiver import api, errors, logs
+from receiver.api import metrics as metrics_api
 from receiver.config import ConfigError, Settings, load_settings
-from receiver.deps import EXTENSION, Services
-from receiver.notify.hub import build_hub
-from receiver.store import Store, connect
-from receiver.store.incidents import IncidentStore
+from receiver.deps import EXTENSION
+from receiver.services import build_services
 from receiver.sweeper import Sweeper
 from receiver.tenants import RegistryError, load_registry
 
@@ -48,41 +47,26 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             notify.smtp_password,
         ]
     )
-    if "REDIS_CLIENT" in config:
-        client, embedded = config["REDIS_CLIENT"], False
-    else:
-        client, embedded = connect(settings.redis_url, settings.redis_timeout_s)
-    if embedded:
-        log.warning(
-            "REDIS_URL is not set: using an embedded in-memory store. State is per process "
-            "and lost on restart, and notifications stay queued (the worker needs Redis); "
-            "set REDIS_URL for anything but a trial."
-        )
-    store = Store(
-        client,
-        log_cap=settings.breaker.transition_log_cap,
-        seen_ttl_s=settings.idempotency_ttl_s,
-        cause_max_age_s=settings.incidents.alert_timeout_s,
-    )
-    incidents = IncidentStore(client, seen_ttl_s=settings.idempotency_ttl_s)
     clock = config.get("CLOCK", time.time)
+    services = build_services(
+        settings, client=config.get("REDIS_CLIENT"), registry=registry, clock=clock
+    )
 
     app = Flask(__name__)
-    app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes)
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    hub = build_hub(settings, client, store, incidents, clock)
-    app.extensions[EXTENSION] = Services(settings, store, incidents, registry, clock, embedded, hub)
+    app.extensions[EXTENSION] = services
     errors.register(app)
     api.register(app)
-    metrics.init_app(app)
+    metrics_api.init_app(app)
 
     if registry:
         try:
-            store.add_known(registry, clock())
+            services.store.add_known(registry, clock())
         except Exception as exc:  # Redis may come up after us; tenants are indexed on use too.
             log.warning("could not index registry tenants yet: %s", exc.__class__.__name__)
     if config.get("SWEEPER", True):
-        sweeper = Sweeper(app.extensions[EXTENSION])
+        sweeper = Sweeper(services)
         sweeper.start()
         app.extensions["blast_radius_sweeper"] = sweeper
     return app

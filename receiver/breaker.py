@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import Any
 
 from receiver.config import BreakerSettings
 
@@ -55,6 +56,23 @@ class Transition:
     reason: str
     suppressed: bool = False
     """True when the breaker would have moved but policy kept it (disabled)."""
+
+
+@dataclass(frozen=True)
+class TransitionEvent:
+    tenant_id: str
+    transition: Transition
+
+    def as_dict(self) -> dict[str, Any]:
+        t = self.transition
+        return {
+            "tenant_id": self.tenant_id,
+            "from": t.from_state.value,
+            "to": t.to_state.value,
+            "at": t.at,
+            "reason": t.reason,
+            "suppressed": t.suppressed,
+        }
 
 
 Step = tuple[Breaker, list[Transition]]

@@ -4,15 +4,15 @@ over and its victims' alerts have settled."""
 
 from __future__ import annotations
 
-from receiver import breaker as policy
+from receiver.breaker import TransitionEvent, is_victim_isolation, release_victim, tick
 from receiver.causes import SharedCause
-from receiver.commits import TransitionEvent, commit_scopes
 from receiver.config import BreakerSettings
-from receiver.store import Change, Snapshot, Store
+from receiver.store import Change, ScopeStore, Snapshot
+from receiver.store.commit import commit_scopes
 
 
 def release_victims(
-    store: Store,
+    store: ScopeStore,
     settings: BreakerSettings,
     cause: SharedCause,
     window_s: float,
@@ -24,15 +24,15 @@ def release_victims(
     if since is None:
         return []
     opened_since = since - window_s
-    tenants = sorted(store.isolated() - cause.culprits)
+    tenants = sorted(store.slots.isolated() - cause.culprits)
     if not tenants:
         return []
     reason = cause.release_reason()
 
     def compute(snapshot: Snapshot) -> tuple[Change | None, list[TransitionEvent]]:
-        breaker, made = policy.tick(snapshot.breaker, now, settings)
-        if policy.is_victim_isolation(breaker, opened_since):
-            breaker, step = policy.release_victim(breaker, now, reason, settings)
+        breaker, made = tick(snapshot.breaker, now, settings)
+        if is_victim_isolation(breaker, opened_since):
+            breaker, step = release_victim(breaker, now, reason, settings)
             made += step
         if not made:
             return None, []

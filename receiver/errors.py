@@ -16,7 +16,7 @@ import redis
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from receiver.commits import CommitConflict
+from receiver.store.retry import CommitConflict
 
 log = logging.getLogger(__name__)
 

@@ -11,14 +11,26 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from receiver import breaker as policy
 from receiver.alerts import PLATFORM_SCOPE, Alert, Kind, Notification
+from receiver.breaker import (
+    ISOLATING,
+    Action,
+    TransitionEvent,
+    apply_action,
+    is_held,
+    on_firing,
+    on_resolved,
+    release_hold,
+    tick,
+    would_trip,
+)
 from receiver.causes import SharedCause
-from receiver.commits import TransitionEvent, commit_scopes, log_transitions
 from receiver.config import BreakerSettings, Settings
 from receiver.containment import release_victims
-from receiver.store import Change, Snapshot, Store
-from receiver.store.scopes import Slot, compact_json
+from receiver.store import Change, ScopeStore, Snapshot
+from receiver.store.commit import commit_scopes
+from receiver.store.scopes import compact_json
+from receiver.store.slots import Slot
 from receiver.tenants import Tier, is_valid_tenant_id, resolve_tier
 
 log = logging.getLogger(__name__)
@@ -68,7 +80,7 @@ def _alert_record(alert: Alert, notification: Notification, now: float) -> str:
 
 
 def _presume_slots(
-    store: Store,
+    store: ScopeStore,
     settings: Settings,
     snapshots: Mapping[str, Snapshot],
     firing_keys: Mapping[str, set[str]],
@@ -82,11 +94,9 @@ def _presume_slots(
         for scope, snapshot in snapshots.items()
         if scope in firing_keys
         and firing_keys[scope] - snapshot.seen
-        and policy.would_trip(
-            policy.tick(snapshot.breaker, now, settings.breaker)[0], settings.breaker
-        )
+        and would_trip(tick(snapshot.breaker, now, settings.breaker)[0], settings.breaker)
     ]
-    return store.acquire_many(wanted, settings.max_isolated_percent, now)
+    return store.slots.acquire_many(wanted, settings.max_isolated_percent, now)
 
 
 def _event_time(alert: Alert, now: float) -> float:
@@ -97,7 +107,7 @@ def _event_time(alert: Alert, now: float) -> float:
 
 def ingest(
     notification: Notification,
-    store: Store,
+    store: ScopeStore,
     settings: Settings,
     registry: Mapping[str, Tier],
     now: float,
@@ -148,7 +158,7 @@ def ingest(
     def hold(scope: str) -> str | None:
         """Ask the blast-radius guard for an isolation slot; the reason if refused."""
         if scope not in slots:
-            slots[scope] = store.acquire_isolation(scope, settings.max_isolated_percent, now)
+            slots[scope] = store.slots.acquire(scope, settings.max_isolated_percent, now)
         slot = slots[scope]
         if slot.granted:
             return None
@@ -184,22 +194,22 @@ def ingest(
             ((_event_time(a, now), a) for a in fresh if a.kind is Kind.ISOLATE),
             key=lambda pair: pair[0],
         ):
-            breaker, step = policy.tick(breaker, at, breaker_settings)
+            breaker, step = tick(breaker, at, breaker_settings)
             made += step
             if not alert.firing:
                 fingerprint = alert.fingerprint
-                breaker, step = policy.on_resolved(breaker, fingerprint, at, breaker_settings)
+                breaker, step = on_resolved(breaker, fingerprint, at, breaker_settings)
             else:
                 reason = None
-                if not alert.culprit and policy.would_trip(breaker, breaker_settings):
+                if not alert.culprit and would_trip(breaker, breaker_settings):
                     reason = shared_cause().hold_reason(settings.shared_settle_s) or hold(scope)
-                breaker, step = policy.on_firing(
+                breaker, step = on_firing(
                     breaker, alert.fingerprint, at, breaker_settings, reason, alert.culprit
                 )
                 if reason is not None:
                     outcome.held = reason
             made += step
-        breaker, step = policy.tick(breaker, now, breaker_settings)
+        breaker, step = tick(breaker, now, breaker_settings)
         made += step
         outcome.events = [TransitionEvent(scope, t) for t in made]
         if scope != PLATFORM_SCOPE:
@@ -232,14 +242,13 @@ def ingest(
         window_s = settings.shared_release_window_s
         result.transitions += release_victims(store, breaker_settings, cause, window_s, now)
     result.alerts = [(scope, alert) for scope, alerts in by_scope.items() for alert in alerts]
-    log_transitions(result.transitions)
     return result
 
 
 def act(
-    store: Store,
+    store: ScopeStore,
     tenant_id: str,
-    action: policy.Action,
+    action: Action,
     reason: str,
     settings: BreakerSettings,
     now: float,
@@ -247,8 +256,8 @@ def act(
     """An operator's override of one tenant's breaker."""
 
     def compute(snapshot: Snapshot) -> tuple[Change | None, list[TransitionEvent]]:
-        breaker, made = policy.tick(snapshot.breaker, now, settings)
-        breaker, step = policy.apply_action(breaker, action, now, reason)
+        breaker, made = tick(snapshot.breaker, now, settings)
+        breaker, step = apply_action(breaker, action, now, reason)
         made += step
         if not made:
             return None, []
@@ -262,7 +271,7 @@ def act(
 
 
 def sweep(
-    store: Store,
+    store: ScopeStore,
     settings: BreakerSettings,
     now: float,
     max_isolated_percent: float | None = None,
@@ -285,15 +294,15 @@ def sweep(
     retry_held = max_isolated_percent is not None and cause.hold_reason(shared_settle_s) is None
 
     def compute(snapshot: Snapshot) -> tuple[Change | None, list[TransitionEvent]]:
-        breaker, made = policy.tick(snapshot.breaker, now, settings)
-        if retry_held and max_isolated_percent is not None and policy.is_held(breaker, settings):
-            slot = store.acquire_isolation(snapshot.scope, max_isolated_percent, now)
+        breaker, made = tick(snapshot.breaker, now, settings)
+        if retry_held and max_isolated_percent is not None and is_held(breaker, settings):
+            slot = store.slots.acquire(snapshot.scope, max_isolated_percent, now)
             taken[snapshot.scope] = slot
             if slot.granted:
-                breaker, step = policy.release_hold(breaker, now)
+                breaker, step = release_hold(breaker, now)
                 made += step
         if not made:
-            isolating = snapshot.breaker.state in policy.ISOLATING
+            isolating = snapshot.breaker.state in ISOLATING
             observed[snapshot.scope] = (snapshot.version, isolating)
             return None, []
         observed.pop(snapshot.scope, None)
@@ -307,13 +316,12 @@ def sweep(
             events += made
     if cause.active:
         events += release_victims(store, settings, cause, shared_release_window_s, now)
-    log_transitions(events)
-    holding = store.isolated()
+    holding = store.slots.isolated()
     doubts = {
         tenant: (version, isolating)
         for tenant, (version, isolating) in observed.items()
         if isolating != (tenant in holding)
     }
-    for tenant in store.repair_slots(doubts):
+    for tenant in store.slots.repair(doubts):
         log.warning("guard slot of tenant %s repaired to match its breaker", tenant)
     return events

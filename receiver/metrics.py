@@ -1,5 +1,6 @@
 """Prometheus metrics: what this receiver did (counters, histograms) and what Redis
 says now (breaker states, open incidents, Watchdog age), read at scrape time.
+Plain counters, importable anywhere; `api.metrics` serves them on `GET /metrics`.
 
 Under gunicorn every worker counts in files under `PROMETHEUS_MULTIPROC_DIR`
 (`gunicorn.conf.py` sets it up) and `GET /metrics` sums them, whichever worker
@@ -16,30 +17,24 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections import Counter as Tally
 from collections.abc import Iterable, Iterator
 
 import redis
-from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
-from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from receiver import breaker as policy
 from receiver.alerts import Kind
-from receiver.commits import TransitionEvent
-from receiver.deps import EXTENSION, Services
+from receiver.breaker import ISOLATING, State, TransitionEvent, tick
 from receiver.incidents import Priority
 from receiver.ingest import IngestResult
+from receiver.services import Services
 
 log = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-REGISTRY_EXTENSION = "blast_radius_metrics"
-WEBHOOK_ENDPOINT = "webhook.alertmanager"
 ALERT_OUTCOMES = ("accepted", "duplicate", "rejected")
 STATUS_CLASSES = ("2xx", "4xx", "5xx")
 
@@ -85,11 +80,16 @@ for _status in STATUS_CLASSES:
 
 
 def observe_ingest(result: IngestResult) -> None:
-    """Count one webhook delivery's alerts and transitions, and time each first
-    isolation from its alert's start."""
+    """Count one webhook delivery's alerts, then as `observe_detections`."""
     ALERTS.labels("accepted").inc(result.accepted)
     ALERTS.labels("duplicate").inc(result.duplicates)
     ALERTS.labels("rejected").inc(len(result.rejected))
+    observe_detections(result)
+
+
+def observe_detections(result: IngestResult) -> None:
+    """Count applied alerts' transitions, and time each first isolation from its
+    alert's start (reconciled alerts too: their transitions are as real)."""
     observe_transitions(result.transitions)
     starts: dict[str, float] = {}
     for scope, alert in result.alerts:
@@ -97,7 +97,7 @@ def observe_ingest(result: IngestResult) -> None:
             starts[scope] = min(alert.starts_at_s, starts.get(scope, alert.starts_at_s))
     for event in result.transitions:
         t = event.transition
-        opened = t.from_state is policy.State.CLOSED and t.to_state is policy.State.OPEN
+        opened = t.from_state is State.CLOSED and t.to_state is State.OPEN
         if opened and not t.suppressed and event.tenant_id in starts:
             DETECTION_TO_ISOLATION.observe(max(0.0, t.at - starts[event.tenant_id]))
 
@@ -147,16 +147,16 @@ class StateCollector:
             "1 for the tenant's current breaker state (time-based transitions applied), else 0.",
             labels=["tenant_id", "state"],
         )
-        states: Tally[policy.State] = Tally()
+        states: Tally[State] = Tally()
         for batch in s.store.iter_known_tenants():
             snapshots = s.store.read({tenant: [] for tenant in batch}, now)
             for tenant_id in batch:
-                current, _ = policy.tick(snapshots[tenant_id].breaker, now, s.settings.breaker)
+                current, _ = tick(snapshots[tenant_id].breaker, now, s.settings.breaker)
                 states[current.state] += 1
-                for candidate in policy.State:
+                for candidate in State:
                     state.add_metric([tenant_id, candidate.value], int(candidate is current.state))
         known = sum(states.values())
-        isolated = sum(n for st, n in states.items() if st in policy.ISOLATING)
+        isolated = sum(n for st, n in states.items() if st in ISOLATING)
 
         board = s.incidents.board(now)
         by_priority = Tally(i.priority for i in board.incidents.values() if i.is_open)
@@ -220,40 +220,6 @@ def build_registry(services: Services) -> CollectorRegistry:
     state: Collector = StateCollector(services)
     registry.register(state)
     return registry
-
-
-bp = Blueprint("metrics", __name__)
-
-
-@bp.get("/metrics")
-def scrape() -> Response:
-    registry: CollectorRegistry = current_app.extensions[REGISTRY_EXTENSION]
-    encode, content_type = choose_encoder(request.headers.get("Accept", ""))
-    return Response(encode(registry), headers={"Content-Type": content_type})
-
-
-@bp.before_app_request
-def _start_clock() -> None:
-    if request.endpoint == WEBHOOK_ENDPOINT:
-        g.webhook_started = time.perf_counter()
-
-
-@bp.after_app_request
-def _count_webhook(response: Response) -> Response:
-    started: float | None = g.pop("webhook_started", None)
-    if started is not None:
-        WEBHOOK_DURATION.observe(time.perf_counter() - started)
-        WEBHOOK_REQUESTS.labels(f"{response.status_code // 100}xx").inc()
-    return response
-
-
-def init_app(app: Flask) -> None:
-    """Serve `GET /metrics` and time the webhook. Call after the services are in
-    `app.extensions`; a second call does nothing."""
-    if REGISTRY_EXTENSION in app.extensions:
-        return
-    app.extensions[REGISTRY_EXTENSION] = build_registry(app.extensions[EXTENSION])
-    app.register_blueprint(bp)
 
 
 def start_worker_exporter(port: int, addr: str = "0.0.0.0") -> None:

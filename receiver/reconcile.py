@@ -4,8 +4,8 @@ Applied deliveries get lost: Redis restarts without persistence or fails over to
 replica that lagged. Alertmanager re-sends a group it has delivered only every
 `repeat_interval` (5 minutes for isolation, an hour for the rest), so the receiver
 would not know for that long. `reconcile` asks Alertmanager for its active
-alerts and applies them through the webhook's own path (`ingest`, then
-`correlate.update`), so anything already applied counts as a duplicate. It then
+alerts and applies them through the webhook's own path (`pipeline.apply`), so
+anything already applied counts as a duplicate. It then
 resolves the alerts we still hold as firing that Alertmanager no longer has.
 
 Resolving is the risky half. An Alertmanager that has just restarted holds no alerts
@@ -31,11 +31,12 @@ import requests
 from marshmallow import ValidationError
 
 from receiver.alerts import PLATFORM_SCOPE, ZERO_TIME, Alert, Kind, Notification, to_epoch
-from receiver.commits import TransitionEvent
-from receiver.correlate import Notice, Signals, update
-from receiver.deps import Services
-from receiver.ingest import IngestResult, ingest
+from receiver.board import Notice
+from receiver.breaker import TransitionEvent
+from receiver.ingest import IngestResult
+from receiver.pipeline import Alerts, apply
 from receiver.schemas import AlertSchema
+from receiver.services import Services
 from receiver.tenants import is_valid_tenant_id
 
 log = logging.getLogger(__name__)
@@ -260,12 +261,11 @@ def _resolved(fingerprint: str, record: Mapping[str, Any], now: float) -> Alert 
 def _apply(
     services: Services, notification: Notification, now: float, result: ReconcileResult
 ) -> IngestResult:
-    s = services
-    outcome = ingest(notification, s.store, s.settings, s.registry, now)
-    signals = Signals.of(outcome)
-    result.notices += update(s.incidents, s.store, s.settings, s.registry, signals, now)
+    outcome = apply(services, Alerts(notification, "reconcile"), now)
+    result.notices += outcome.notices
     result.transitions += outcome.transitions
-    return outcome
+    assert outcome.ingest is not None
+    return outcome.ingest
 
 
 def _epoch(text: Any) -> float | None:

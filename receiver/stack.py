@@ -53,11 +53,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _listening(port: int) -> bool:
-    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-        return True
-
-
 def binary(name: str) -> str:
     found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
     if not found:

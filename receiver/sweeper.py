@@ -15,30 +15,19 @@ import threading
 import redis
 import requests
 
-from receiver import metrics
-from receiver.commits import CommitConflict
-from receiver.correlate import Signals, prune, update
-from receiver.deps import Services
-from receiver.ingest import sweep
+from receiver.correlate import prune
 from receiver.notify.dispatch import check_watchdog, drain
+from receiver.pipeline import Tick, apply
 from receiver.reconcile import ReconcileError, reconcile
+from receiver.services import Services
+from receiver.store.retry import CommitConflict
 
 log = logging.getLogger(__name__)
 
 
 def sweep_all(s: Services, now: float) -> None:
     s.store.add_known(s.registry, now)  # Redis may have lost the index since start-up
-    events = sweep(
-        s.store,
-        s.settings.breaker,
-        now,
-        s.settings.max_isolated_percent,
-        s.settings.shared_settle_s,
-        s.settings.shared_release_window_s,
-    )
-    metrics.observe_transitions(events)
-    signals = Signals(transitions=events)
-    update(s.incidents, s.store, s.settings, s.registry, signals, now, tidy=True)
+    apply(s, Tick(), now)
     prune(s.incidents, s.settings, now)
     drain(s.hub, now)
     check_watchdog(s.hub, now)

@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 
 from receiver import create_app
 from receiver.config import BreakerSettings, Settings
-from receiver.store import Store
+from receiver.store import ScopeStore
 from tests.servers import RedisServer
 
 pytest_plugins = ["tests.notify_fixtures"]
@@ -130,8 +130,8 @@ def settings(breaker_settings: BreakerSettings) -> Settings:
 
 
 @pytest.fixture
-def store(redis_client: redis.Redis, settings: Settings) -> Store:
-    return Store(
+def store(redis_client: redis.Redis, settings: Settings) -> ScopeStore:
+    return ScopeStore(
         redis_client,
         log_cap=settings.breaker.transition_log_cap,
         seen_ttl_s=settings.idempotency_ttl_s,

@@ -16,8 +16,8 @@ from rq import SimpleWorker
 
 from receiver import create_app
 from receiver.config import NotifySettings, Settings
-from receiver.deps import Services
 from receiver.notify import jobs
+from receiver.services import Services
 from tests.servers import free_port
 
 PD_PATH = "/v2/enqueue"

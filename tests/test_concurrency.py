@@ -9,14 +9,14 @@ from receiver.breaker import Action, State
 from receiver.config import BreakerSettings, Settings
 from receiver.ingest import act, ingest
 from receiver.schemas import NotificationSchema
-from receiver.store import Store
+from receiver.store import ScopeStore
 from tests.conftest import T0, isolate_alert
 
 S = BreakerSettings()
 FULL = Settings("w" * 16, "a" * 16, "d" * 16, breaker=S, max_isolated_percent=100)
 
 
-def test_racing_threads_open_once(store: Store) -> None:
+def test_racing_threads_open_once(store: ScopeStore) -> None:
     """32 threads deliver the same firing alert: one accepted, one open transition."""
     notification = NotificationSchema().load(isolate_alert("acme"))
     with ThreadPoolExecutor(max_workers=16) as pool:
@@ -27,7 +27,7 @@ def test_racing_threads_open_once(store: Store) -> None:
     assert [t.to_state for t in store.transitions("acme", 10)] == [State.OPEN]
 
 
-def test_racing_operator_and_alerts_keep_a_consistent_log(store: Store) -> None:
+def test_racing_operator_and_alerts_keep_a_consistent_log(store: ScopeStore) -> None:
     """Interleaved forced opens/closes and alerts: every logged transition chains."""
 
     def work(i: int) -> None:

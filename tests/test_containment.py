@@ -1,4 +1,4 @@
-"""A failure with a shared cause, through ingest and the incident board: the noisy
+"""A failure with a shared cause, through the pipeline: the noisy
 neighbour is isolated past the guard's cap, victims are held back or released, and
 the platform incident says what happened. On fakeredis and real Redis."""
 
@@ -10,16 +10,13 @@ from typing import Any
 import pytest
 import redis
 
-from receiver.breaker import State
-from receiver.commits import TransitionEvent
+from receiver.breaker import State, TransitionEvent
 from receiver.config import BreakerSettings, Settings
-from receiver.correlate import Signals, update
 from receiver.incidents import Incident, Priority, Scope
-from receiver.ingest import ingest, sweep
+from receiver.pipeline import Alerts, Tick, apply
 from receiver.postmortem import render
 from receiver.schemas import NotificationSchema
-from receiver.store import Store
-from receiver.store.incidents import IncidentStore
+from receiver.services import build_services
 from receiver.tenants import Tier
 from tests.conftest import T0, isolate_alert
 
@@ -74,28 +71,16 @@ class Pipeline:
     """Deliveries through ingest and the board, as the webhook applies them."""
 
     def __init__(self, client: redis.Redis, settings: Settings = SETTINGS) -> None:
-        self.store = Store(client, log_cap=100, seen_ttl_s=86400)
-        self.incidents = IncidentStore(client, seen_ttl_s=86400)
-        self.settings = settings
+        self.services = build_services(settings, client=client, registry=REGISTRY)
+        self.store = self.services.store
+        self.incidents = self.services.incidents
         self.store.add_known(TENANTS, T0)
 
     def deliver(self, body: dict[str, Any], at: float) -> list[TransitionEvent]:
-        result = ingest(load(body), self.store, self.settings, REGISTRY, T0 + at)
-        update(self.incidents, self.store, self.settings, REGISTRY, Signals.of(result), T0 + at)
-        return result.transitions
+        return apply(self.services, Alerts(load(body)), T0 + at).transitions
 
     def sweep(self, at: float) -> list[TransitionEvent]:
-        events = sweep(self.store, self.settings.breaker, T0 + at, 20.0, 60.0, 60.0)
-        update(
-            self.incidents,
-            self.store,
-            self.settings,
-            REGISTRY,
-            Signals(transitions=events),
-            T0 + at,
-            tidy=True,
-        )
-        return events
+        return apply(self.services, Tick(), T0 + at).transitions
 
     def state(self, tenant: str) -> State:
         return self.store.read({tenant: []}, T0)[tenant].breaker.state
@@ -120,7 +105,7 @@ def test_victims_are_held_back_while_the_platform_fails_broadly(pipe: Pipeline) 
         assert [e.transition.suppressed for e in events] == [True]
         assert "shared cause firing (PlatformErrorRateHigh)" in events[0].transition.reason
     assert all(pipe.state(tenant) is State.CLOSED for tenant in TENANTS)
-    assert pipe.store.isolated() == set()
+    assert pipe.store.slots.isolated() == set()
     incident = pipe.platform_incident()
     assert incident.priority is Priority.P0
     assert set(incident.suppressed) == set(TENANTS[:6])
@@ -130,14 +115,14 @@ def test_victims_isolated_before_the_cause_was_known_are_released(pipe: Pipeline
     """Tenants opened seconds before the shared cause arrived are closed again, with why."""
     pipe.deliver(isolate_alert("t1", starts_at=stamp(0)), 0)
     pipe.deliver(isolate_alert("t2", starts_at=stamp(0)), 1)
-    assert pipe.store.isolated() == {"t1", "t2"}
+    assert pipe.store.slots.isolated() == {"t1", "t2"}
     events = pipe.deliver(platform(at=5), 5)
     released = {e.tenant_id: e.transition for e in events}
     assert set(released) == {"t1", "t2"}
     assert all(t.to_state is State.CLOSED for t in released.values())
     assert released["t1"].reason.startswith("released: shared cause firing (PlatformErrorRateHigh)")
     assert pipe.state("t1") is State.CLOSED and pipe.state("t2") is State.CLOSED
-    assert pipe.store.isolated() == set()
+    assert pipe.store.slots.isolated() == set()
     logged = pipe.store.transitions("t1", 10)[0]
     assert (logged.to_state, logged.reason) == (State.CLOSED, released["t1"].reason)
 
@@ -159,7 +144,7 @@ def test_the_noisy_neighbour_is_isolated_past_the_guards_cap(pipe: Pipeline) -> 
     assert "noisy-neighbour alert nn-t9 firing" in culprit[0].reason
     # Isolated before the release window: left on probation, holding their slots.
     assert (pipe.state("t1"), pipe.state("t2")) == (State.HALF_OPEN, State.HALF_OPEN)
-    assert pipe.store.isolated() == {"t1", "t2", "t9"}
+    assert pipe.store.slots.isolated() == {"t1", "t2", "t9"}
 
 
 def test_the_culprits_own_held_trip_gives_way_to_its_noisy_neighbour_alert(
@@ -248,7 +233,7 @@ def test_a_shared_failure_without_a_culprit_isolates_nobody(pipe: Pipeline) -> N
         pipe.deliver(isolate_alert(tenant), 1)  # an older rule set still sends these
     incident = pipe.platform_incident()
     assert (incident.priority, incident.culprits, len(incident.victims)) == (Priority.P0, {}, 10)
-    assert pipe.store.isolated() == set()
+    assert pipe.store.slots.isolated() == set()
     pipe.deliver(platform("resolved", at=0, ends=30), 30)
     for tenant in TENANTS:
         pipe.deliver(victim(tenant, "resolved", at=0), 31)

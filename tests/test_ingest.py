@@ -8,12 +8,13 @@ import pytest
 
 from receiver.alerts import PLATFORM_SCOPE
 from receiver.breaker import Action, State
-from receiver.commits import LOGGED_TRANSITIONS, commit_scopes
 from receiver.config import BreakerSettings, Settings
 from receiver.correlate import all_tiers
+from receiver.followups import LOGGED_TRANSITIONS, log_transitions
 from receiver.ingest import act, ingest, sweep
 from receiver.schemas import NotificationSchema
-from receiver.store import Store
+from receiver.store import ScopeStore
+from receiver.store.commit import commit_scopes
 from receiver.tenants import Tier
 from tests.conftest import T0, isolate_alert, payload
 
@@ -22,11 +23,11 @@ FULL = Settings("w" * 16, "a" * 16, "d" * 16, breaker=S, max_isolated_percent=10
 load = NotificationSchema().load
 
 
-def state(store: Store, tenant: str) -> State:
+def state(store: ScopeStore, tenant: str) -> State:
     return store.read({tenant: []}, T0)[tenant].breaker.state
 
 
-def test_firing_isolation_alert_opens_the_breaker(store: Store) -> None:
+def test_firing_isolation_alert_opens_the_breaker(store: ScopeStore) -> None:
     """One firing TenantErrorRateHigh opens that tenant's breaker and nobody else's."""
     result = ingest(load(isolate_alert("acme")), store, FULL, {}, T0)
     assert (result.accepted, result.duplicates) == (1, 0)
@@ -37,7 +38,7 @@ def test_firing_isolation_alert_opens_the_breaker(store: Store) -> None:
     assert state(store, "globex") is State.CLOSED
 
 
-def test_repeated_delivery_changes_nothing(store: Store) -> None:
+def test_repeated_delivery_changes_nothing(store: ScopeStore) -> None:
     """The same alert state delivered again is a duplicate: no count, no transition."""
     body = load(isolate_alert("acme"))
     ingest(body, store, FULL, {}, T0)
@@ -46,7 +47,7 @@ def test_repeated_delivery_changes_nothing(store: Store) -> None:
     assert len(store.transitions("acme", 10)) == 1
 
 
-def test_duplicate_firing_while_half_open_does_not_reopen(store: Store) -> None:
+def test_duplicate_firing_while_half_open_does_not_reopen(store: ScopeStore) -> None:
     """An HA peer's late copy of the original firing alert must not re-isolate a probing tenant."""
     body = load(isolate_alert("acme"))
     ingest(body, store, FULL, {}, T0)
@@ -57,7 +58,7 @@ def test_duplicate_firing_while_half_open_does_not_reopen(store: Store) -> None:
     assert state(store, "acme") is State.HALF_OPEN
 
 
-def test_new_firing_while_half_open_reopens(store: Store) -> None:
+def test_new_firing_while_half_open_reopens(store: ScopeStore) -> None:
     """A fresh firing (new startsAt) during probation isolates again."""
     ingest(load(isolate_alert("acme")), store, FULL, {}, T0)
     ingest(load(isolate_alert("acme", status="resolved")), store, FULL, {}, T0 + 30)
@@ -69,7 +70,7 @@ def test_new_firing_while_half_open_reopens(store: Store) -> None:
     assert snapshot.breaker.state is State.OPEN and snapshot.breaker.open_count == 2
 
 
-def test_full_cycle_is_recorded_in_order(store: Store) -> None:
+def test_full_cycle_is_recorded_in_order(store: ScopeStore) -> None:
     """open -> half_open -> closed lands in the capped log, newest first."""
     ingest(load(isolate_alert("acme")), store, FULL, {}, T0)
     ingest(load(isolate_alert("acme", status="resolved")), store, FULL, {}, T0 + 20)
@@ -82,14 +83,14 @@ def test_full_cycle_is_recorded_in_order(store: Store) -> None:
     ]
 
 
-def test_sweep_records_each_due_transition_once(store: Store) -> None:
+def test_sweep_records_each_due_transition_once(store: ScopeStore) -> None:
     """A second sweep at the same time finds nothing to do."""
     ingest(load(isolate_alert("acme")), store, FULL, {}, T0)
     assert len(sweep(store, S, T0 + 61)) == 1
     assert sweep(store, S, T0 + 61) == []
 
 
-def test_alerts_without_tenant_are_stored_not_isolating(store: Store) -> None:
+def test_alerts_without_tenant_are_stored_not_isolating(store: ScopeStore) -> None:
     """Watchdog and platform alerts are kept and acknowledged; no breaker moves."""
     result = ingest(load(payload("watchdog-firing.json")), store, FULL, {}, T0)
     assert result.watchdog and result.accepted == 1 and result.transitions == []
@@ -98,7 +99,7 @@ def test_alerts_without_tenant_are_stored_not_isolating(store: Store) -> None:
     assert store.known_tenants(0, 10) == ([], 0)
 
 
-def test_tenant_alert_without_isolate_action_does_not_trip(store: Store) -> None:
+def test_tenant_alert_without_isolate_action_does_not_trip(store: ScopeStore) -> None:
     """A paging alert naming a tenant is stored on the tenant but does not isolate it."""
     body = isolate_alert("acme")
     body["alerts"][0]["labels"]["action"] = "page"
@@ -108,7 +109,7 @@ def test_tenant_alert_without_isolate_action_does_not_trip(store: Store) -> None
     assert "fp-acme" in store.alerts("acme")
 
 
-def test_grouped_payload_isolates_each_tenant(store: Store) -> None:
+def test_grouped_payload_isolates_each_tenant(store: ScopeStore) -> None:
     """The captured grouped payload (truncated) isolates the two tenants it carries."""
     result = ingest(load(payload("grouped-truncated-firing.json")), store, FULL, {}, T0)
     assert sorted(e.tenant_id for e in result.transitions) == ["t1", "t2"]
@@ -118,7 +119,7 @@ def test_grouped_payload_isolates_each_tenant(store: Store) -> None:
 
 
 @pytest.mark.parametrize("tenant_id", ["a{b}", "x:y", "*", "new\nline", "ü", "", "a" * 65])
-def test_invalid_tenant_ids_are_rejected_per_alert(store: Store, tenant_id: str) -> None:
+def test_invalid_tenant_ids_are_rejected_per_alert(store: ScopeStore, tenant_id: str) -> None:
     """A bad tenant_id label rejects that alert only; it never reaches a Redis key."""
     body = isolate_alert("acme")
     bad = isolate_alert(tenant_id)["alerts"][0]
@@ -129,7 +130,7 @@ def test_invalid_tenant_ids_are_rejected_per_alert(store: Store, tenant_id: str)
     assert all("{" + tenant_id + "}" not in key for key in store.client.keys("*"))
 
 
-def test_operator_actions_commit_once(store: Store) -> None:
+def test_operator_actions_commit_once(store: ScopeStore) -> None:
     """force_open, then force_close: two transitions; repeating one is a no-op."""
     assert len(act(store, "acme", Action.FORCE_OPEN, "drill", S, T0)) == 1
     assert act(store, "acme", Action.FORCE_OPEN, "drill", S, T0) == []
@@ -140,7 +141,7 @@ def test_operator_actions_commit_once(store: Store) -> None:
 
 def test_transition_log_is_capped(redis_client) -> None:  # type: ignore[no-untyped-def]
     """The per-tenant log keeps only the newest `log_cap` entries."""
-    store = Store(redis_client, log_cap=3, seen_ttl_s=3600)
+    store = ScopeStore(redis_client, log_cap=3, seen_ttl_s=3600)
     for i in range(5):
         act(store, "acme", Action.FORCE_OPEN, f"open {i}", S, T0 + 2 * i)
         act(store, "acme", Action.FORCE_CLOSE, f"close {i}", S, T0 + 2 * i + 1)
@@ -150,7 +151,7 @@ def test_transition_log_is_capped(redis_client) -> None:  # type: ignore[no-unty
 
 def test_idempotency_keys_expire(redis_client) -> None:  # type: ignore[no-untyped-def]
     """After the idempotency TTL a delivery counts again, and old keys are pruned."""
-    store = Store(redis_client, log_cap=10, seen_ttl_s=100)
+    store = ScopeStore(redis_client, log_cap=10, seen_ttl_s=100)
     body = load(isolate_alert("acme", status="resolved"))
     assert ingest(body, store, FULL, {}, T0).accepted == 1
     assert ingest(body, store, FULL, {}, T0 + 50).duplicates == 1
@@ -158,7 +159,7 @@ def test_idempotency_keys_expire(redis_client) -> None:  # type: ignore[no-untyp
     assert redis_client.zcard("br:{acme}:seen") == 1
 
 
-def test_refire_with_the_same_start_counts_after_the_grace(store: Store) -> None:
+def test_refire_with_the_same_start_counts_after_the_grace(store: ScopeStore) -> None:
     """firing -> resolved -> the same firing state again: a late copy within a minute is a
     duplicate, later it is a real re-fire (Prometheus re-sent an alert that had ended)."""
     firing = load(isolate_alert("acme"))
@@ -186,12 +187,13 @@ def _many(tenants: list[str], **labels: str) -> dict[str, object]:
 
 
 def test_a_large_batch_logs_each_transition_up_to_a_cap_then_a_summary(
-    store: Store, caplog: pytest.LogCaptureFixture
+    store: ScopeStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Sixty tenants tripping at once: fifty lines, one summary line, sixty stored logs."""
     tenants = [f"t{i:02d}" for i in range(LOGGED_TRANSITIONS + 10)]
-    with caplog.at_level(logging.INFO, "receiver.commits"):
-        result = ingest(load(_many(tenants)), store, FULL, {}, T0)
+    result = ingest(load(_many(tenants)), store, FULL, {}, T0)
+    with caplog.at_level(logging.INFO, "receiver.followups"):
+        log_transitions(result.transitions)
     assert len(result.transitions) == len(tenants)
     lines = [r.getMessage() for r in caplog.records]
     assert sum("breaker closed -> open" in line for line in lines) == LOGGED_TRANSITIONS
@@ -199,7 +201,7 @@ def test_a_large_batch_logs_each_transition_up_to_a_cap_then_a_summary(
     assert all(len(store.transitions(tenant, 10)) == 1 for tenant in tenants)
 
 
-def test_many_platform_alerts_in_one_payload_are_all_stored(store: Store) -> None:
+def test_many_platform_alerts_in_one_payload_are_all_stored(store: ScopeStore) -> None:
     """More alert records in one scope than one Redis call takes: all are written."""
     body = payload("watchdog-firing.json")
     template = body["alerts"][0]
@@ -216,7 +218,7 @@ def test_many_platform_alerts_in_one_payload_are_all_stored(store: Store) -> Non
     assert len(store.alerts(PLATFORM_SCOPE)) == 1200
 
 
-def test_tiers_resolved_by_a_delivery_match_a_fresh_read(store: Store) -> None:
+def test_tiers_resolved_by_a_delivery_match_a_fresh_read(store: ScopeStore) -> None:
     """The cost comparison reuses the tiers a delivery resolved instead of reading them
     again; they must be exactly what reading them gives."""
     registry = {"reg": Tier.PLATINUM, "t1": Tier.GOLD}
@@ -236,25 +238,25 @@ def test_tiers_resolved_by_a_delivery_match_a_fresh_read(store: Store) -> None:
     }
 
 
-def test_a_stale_read_does_not_free_a_slot_another_process_just_took(store: Store) -> None:
+def test_a_stale_read_does_not_free_a_slot_another_process_just_took(store: ScopeStore) -> None:
     """The sweep read `acme` closed; before it finished, a delivery opened `acme`.
     Leaving `acme` unchanged must not take its slot away."""
     stale = store.read({"acme": []}, T0)
     ingest(load(isolate_alert("acme")), store, FULL, {}, T0)
-    assert store.isolated() == {"acme"}
+    assert store.slots.isolated() == {"acme"}
     commit_scopes(store, {"acme": []}, lambda snapshot: (None, None), T0, first_read=stale)
-    assert store.isolated() == {"acme"}
+    assert store.slots.isolated() == {"acme"}
 
 
-def test_a_slot_taken_and_not_used_is_given_back(store: Store) -> None:
-    granted = store.acquire_isolation("acme", 100, T0)
-    assert granted.granted and store.isolated() == {"acme"}
+def test_a_slot_taken_and_not_used_is_given_back(store: ScopeStore) -> None:
+    granted = store.slots.acquire("acme", 100, T0)
+    assert granted.granted and store.slots.isolated() == {"acme"}
     commit_scopes(store, {"acme": []}, lambda snapshot: (None, None), T0, taken={"acme": granted})
-    assert store.isolated() == set()
+    assert store.slots.isolated() == set()
 
 
 def test_the_sweep_repairs_slots_that_disagree_with_breakers_twice_in_a_row(
-    store: Store,
+    store: ScopeStore,
 ) -> None:
     """A slot left by a process that died before freeing it, and one lost from the set,
     are repaired on the second sweep that sees the same disagreement, not the first."""
@@ -263,17 +265,17 @@ def test_the_sweep_repairs_slots_that_disagree_with_breakers_twice_in_a_row(
     store.client.sadd("br:{_global}:isolated", "ghost")
     store.client.srem("br:{_global}:isolated", "open-one")
     sweep(store, S, T0 + 1, max_isolated_percent=100)
-    assert store.isolated() == {"ghost"}, "one sighting may be a commit racing its slot"
+    assert store.slots.isolated() == {"ghost"}, "one sighting may be a commit racing its slot"
     sweep(store, S, T0 + 2, max_isolated_percent=100)
-    assert store.isolated() == {"open-one"}
+    assert store.slots.isolated() == {"open-one"}
     sweep(store, S, T0 + 3, max_isolated_percent=100)
-    assert store.isolated() == {"open-one"}
+    assert store.slots.isolated() == {"open-one"}
 
 
 def test_resolved_alert_records_go_after_the_idempotency_ttl(redis_client) -> None:  # type: ignore[no-untyped-def]
     """A resolved alert's record is forgotten once its delivery keys are, the next time
     its scope changes; firing records stay, and an alert that fires again is kept."""
-    store = Store(redis_client, log_cap=10, seen_ttl_s=100)
+    store = ScopeStore(redis_client, log_cap=10, seen_ttl_s=100)
     ingest(load(isolate_alert("acme", action="page")), store, FULL, {}, T0)
     for name in ("gone", "back"):
         body = isolate_alert("acme", status="resolved", action="page")
@@ -290,7 +292,7 @@ def test_resolved_alert_records_go_after_the_idempotency_ttl(redis_client) -> No
     assert redis_client.zcard("br:{acme}:resolved") == 0
 
 
-def test_a_repeat_delivery_puts_a_lost_index_entry_back(store: Store) -> None:
+def test_a_repeat_delivery_puts_a_lost_index_entry_back(store: ScopeStore) -> None:
     body = load(isolate_alert("acme"))
     ingest(body, store, FULL, {}, T0)
     store.client.zrem("br:{_global}:tenants", "acme")

@@ -22,8 +22,8 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from receiver import create_app, metrics
-from receiver.breaker import State, Transition
-from receiver.commits import TransitionEvent
+from receiver.api import metrics as metrics_api
+from receiver.breaker import State, Transition, TransitionEvent
 from receiver.config import Settings
 from tests.conftest import (
     ADMIN,
@@ -212,8 +212,8 @@ def test_redis_down_still_serves_the_counters(settings: Settings, clock: Clock) 
 
 def test_init_app_twice_is_harmless(app: Flask) -> None:
     """Wiring it in create_app and again in a test app does not double anything."""
-    metrics.init_app(app)
-    metrics.init_app(app)
+    metrics_api.init_app(app)
+    metrics_api.init_app(app)
     assert app.test_client().get("/metrics").status_code == 200
 
 

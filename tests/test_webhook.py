@@ -186,7 +186,7 @@ def test_unexpected_error_is_500_without_details(
     def explode(*_: Any, **__: Any) -> None:
         raise KeyError("secret internal detail")
 
-    monkeypatch.setattr("receiver.api.webhook.ingest", explode)
+    monkeypatch.setattr("receiver.pipeline.ingest", explode)
     response = post(client, isolate_alert("acme"))
     body = assert_envelope(response, 500)
     assert body["message"] == "internal error"

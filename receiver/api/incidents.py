@@ -8,15 +8,27 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from receiver import incidents as rules
 from receiver.api.body import json_body, load, load_query
 from receiver.attribution import victims_downtime_s
 from receiver.auth import Role, require
-from receiver.correlate import Notice, edit
+from receiver.board import Notice
+from receiver.correlate import edit
 from receiver.deps import get_services, now
 from receiver.errors import ApiError
 from receiver.figures import detection_latencies, stats
-from receiver.incidents import Incident
+from receiver.incidents import (
+    RESPONSE_TEAM,
+    Incident,
+    Status,
+    duration_s,
+    impact,
+)
+from receiver.incidents import (
+    acknowledge as acknowledge_incident,
+)
+from receiver.incidents import (
+    resolve as resolve_incident,
+)
 from receiver.notify.dispatch import drain_quietly
 from receiver.postmortem import render
 from receiver.schemas import (
@@ -33,10 +45,10 @@ bp = Blueprint("incidents", __name__, url_prefix="/api/v1")
 
 def incident_out(incident: Incident, at: float, full: bool = True) -> dict[str, Any]:
     data = incident.to_dict()
-    cost = rules.impact(incident, at)
-    data["duration_s"] = rules.duration_s(incident, at)
+    cost = impact(incident, at)
+    data["duration_s"] = duration_s(incident, at)
     data["victims_downtime_s"] = victims_downtime_s(incident)
-    data["response_team"] = rules.RESPONSE_TEAM[incident.priority]
+    data["response_team"] = RESPONSE_TEAM[incident.priority]
     data["impact"] = {**asdict(cost), "currency": "INR"}
     data["detection_latency_s"] = detection_latencies(incident)
     data["alerts"] = list(data["alerts"].values())
@@ -112,9 +124,9 @@ def acknowledge(incident_id: str) -> Response:
     who = _body(ByWhomSchema())["by"]
 
     def change(incident: Incident) -> list[Notice]:
-        if incident.status is rules.Status.RESOLVED:
+        if incident.status is Status.RESOLVED:
             raise ApiError(409, "incident is already resolved")
-        done = rules.acknowledge(incident, now(), who)
+        done = acknowledge_incident(incident, now(), who)
         return [Notice("acknowledged", incident.id)] if done else []
 
     return _change(incident_id, change)
@@ -127,7 +139,7 @@ def resolve(incident_id: str) -> Response:
 
     def change(incident: Incident) -> list[Notice]:
         why = f"by {body['by']}" + (f": {body['reason']}" if body["reason"] else "")
-        done = rules.resolve(incident, now(), why)
+        done = resolve_incident(incident, now(), why)
         return [Notice("resolved", incident.id)] if done else []
 
     return _change(incident_id, change)

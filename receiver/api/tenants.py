@@ -7,16 +7,14 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from receiver import breaker as policy
-from receiver import metrics
 from receiver.api.body import json_body, load, load_query
 from receiver.auth import Role, require
-from receiver.correlate import Signals, update
-from receiver.deps import Services, get_services, now
+from receiver.breaker import Action, Transition, admit, next_transition_at, tick
+from receiver.deps import get_services, now
 from receiver.errors import ApiError
-from receiver.ingest import act
-from receiver.notify.dispatch import drain_quietly
+from receiver.pipeline import OperatorAction, apply
 from receiver.schemas import BreakerActionSchema, PageSchema, TenantOut, TenantUpdateSchema
+from receiver.services import Services
 from receiver.store import Snapshot
 from receiver.tenants import is_valid_tenant_id, resolve_tier
 
@@ -46,10 +44,10 @@ def checked_tenant_id(tenant_id: str) -> str:
 
 
 def _view(
-    services: Services, snapshot: Snapshot, at: float, recorded: list[policy.Transition]
+    services: Services, snapshot: Snapshot, at: float, recorded: list[Transition]
 ) -> dict[str, Any]:
     settings = services.settings.breaker
-    breaker, pending = policy.tick(snapshot.breaker, at, settings)
+    breaker, pending = tick(snapshot.breaker, at, settings)
     tier = resolve_tier(
         snapshot.tier_override, services.registry.get(snapshot.scope), snapshot.tier_label
     )
@@ -63,7 +61,7 @@ def _view(
             "half_open_at": breaker.half_open_at,
             "open_count": breaker.open_count,
             "failure_count": breaker.failure_count,
-            "next_transition_at": policy.next_transition_at(breaker, settings),
+            "next_transition_at": next_transition_at(breaker, settings),
             "firing_alerts": sorted(breaker.firing),
             "transitions": list(reversed(pending)) + recorded,
         },
@@ -113,22 +111,11 @@ def put_tenant(tenant_id: str) -> Response:
 def breaker_action(tenant_id: str) -> Response:
     checked_tenant_id(tenant_id)
     body = load(BreakerActionSchema(), json_body())
-    action: policy.Action = body["action"]
+    action: Action = body["action"]
     services = get_services()
     at = now()
     reason = body["reason"] or f"operator: {action.value}"
-    events = act(services.store, tenant_id, action, reason, services.settings.breaker, at)
-    metrics.observe_transitions(events)
-    notices = update(
-        services.incidents,
-        services.store,
-        services.settings,
-        services.registry,
-        Signals(transitions=events),
-        at,
-    )
-    if notices:
-        drain_quietly(services.hub, at)
+    events = apply(services, OperatorAction(tenant_id, action, reason), at).transitions
     return jsonify({"transitions": [e.as_dict() for e in events], "tenant": _tenant(tenant_id)})
 
 
@@ -140,8 +127,8 @@ def admission(tenant_id: str) -> Response:
     services = get_services()
     at = now()
     snapshot = services.store.read({tenant_id: []}, at)[tenant_id]
-    breaker, _ = policy.tick(snapshot.breaker, at, services.settings.breaker)
-    decision = policy.admit(breaker, at, services.settings.breaker, random.random())
+    breaker, _ = tick(snapshot.breaker, at, services.settings.breaker)
+    decision = admit(breaker, at, services.settings.breaker, random.random())
     return jsonify(
         {
             "tenant_id": tenant_id,

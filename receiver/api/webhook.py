@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from receiver import metrics
 from receiver.api.body import json_body, load
 from receiver.auth import Role, require
-from receiver.correlate import Signals, update
 from receiver.deps import get_services, now
-from receiver.ingest import ingest
-from receiver.notify.dispatch import drain_quietly
+from receiver.pipeline import Alerts, apply
 from receiver.schemas import NotificationSchema
 
 bp = Blueprint("webhook", __name__)
@@ -21,20 +18,10 @@ _schema = NotificationSchema()
 @require(Role.WEBHOOK)
 def alertmanager() -> Response:
     notification = load(_schema, json_body())
-    services = get_services()
-    at = now()
-    result = ingest(notification, services.store, services.settings, services.registry, at)
-    metrics.observe_ingest(result)
-    notices = update(
-        services.incidents,
-        services.store,
-        services.settings,
-        services.registry,
-        Signals.of(result),
-        at,
-    )
-    if notices:
-        drain_quietly(services.hub, at)
+    outcome = apply(get_services(), Alerts(notification), now())
+    result = outcome.ingest
+    assert result is not None
+    notices = outcome.notices
     return jsonify(
         {
             "status": "ok",

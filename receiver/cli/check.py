@@ -16,7 +16,8 @@ import requests
 import yaml
 
 from receiver.config import ConfigError, Settings, load_settings
-from receiver.store import Store, connect
+from receiver.services import build_services
+from receiver.store import connect
 
 Check = tuple[bool, str]
 WEAK_TOKENS = {"changeme", "secret", "token", "password", "test", "example"}
@@ -126,8 +127,7 @@ def _alertmanager(url: str | None) -> Check:
 def _watchdog(settings: Settings) -> Check:
     if not settings.redis_url:
         return False, "needs REDIS_URL"
-    client, _ = connect(settings.redis_url, settings.redis_timeout_s)
-    store = Store(client, log_cap=1, seen_ttl_s=1)
+    store = build_services(settings, registry={}).store
     try:
         last = store.watchdog_last_seen()
     except redis.RedisError:

@@ -4,13 +4,12 @@ Notices wait in the incident board's outbox (written with the change that caused
 them). `drain` turns them into one message per incident and event batch, picks the
 channels the incident's priority routes to, stores a delivery per channel and
 queues a job for it. Tenant-level events (`message.UPDATES`) of an incident that
-sent a message less than `NOTIFY_UPDATE_INTERVAL_S` ago are held and go out
-together when the interval is up (the sweep drains every few seconds). A crash
+sent a message less than `NOTIFY_UPDATE_INTERVAL_S` ago are deferred and go
+out together when the interval is up (the sweep drains every few seconds). A crash
 before the outbox is trimmed means a notice may be handled twice, never lost."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import uuid
@@ -19,11 +18,12 @@ from datetime import UTC, datetime, timedelta
 
 from rq import Retry
 
-from receiver import breaker as policy
-from receiver.incidents import Incident, Priority, Scope
+from receiver.breaker import tick
+from receiver.incidents import Incident, Priority, Scope, Status
 from receiver.notify.hub import Hub
 from receiver.notify.message import UPDATES, Message, build, main_event
 from receiver.store.deliveries import Delivery
+from receiver.store.outbox import decode
 
 log = logging.getLogger(__name__)
 BATCH = 200
@@ -40,7 +40,7 @@ def _states(hub: Hub, incident: Incident, now: float) -> dict[str, str]:
     shown = sorted(incident.tenants)[:STATES_SHOWN]
     snapshots = hub.store.read({t: [] for t in shown}, now)
     settings = hub.settings.breaker
-    return {t: policy.tick(s.breaker, now, settings)[0].state.value for t, s in snapshots.items()}
+    return {t: tick(s.breaker, now, settings)[0].state.value for t, s in snapshots.items()}
 
 
 def escalation_target(hub: Hub, level: int) -> str | None:
@@ -51,7 +51,7 @@ def escalation_target(hub: Hub, level: int) -> str | None:
 
 
 def enqueue(hub: Hub, message: Message, now: float) -> list[Delivery]:
-    """Store and queue one delivery per routed, configured channel."""
+    """ScopeStore and queue one delivery per routed, configured channel."""
     routes = hub.settings.notify.routes.get(message.priority, ())
     deliveries = []
     for name in routes:
@@ -82,7 +82,7 @@ def enqueue(hub: Hub, message: Message, now: float) -> list[Delivery]:
 
 
 def schedule_escalation(hub: Hub, incident: Incident) -> None:
-    if incident.status.value != "open":
+    if incident.status is not Status.OPEN:
         return
     at = datetime.fromtimestamp(incident.sla_due_at, UTC)
     hub.queue.enqueue_at(
@@ -121,27 +121,21 @@ def _drain_batch(hub: Hub, now: float) -> int:
         return 0
     try:
         raw = hub.incidents.outbox(BATCH)
-        by_incident: dict[str, set[str]] = defaultdict(set)
-        for entry in raw:
-            data = json.loads(entry)
-            members = by_incident[data["incident_id"]]
-            members.update(data["kinds"])
-            for kind, tenants in data.get("changes", {}).items():
-                members.update(f"{kind}:{tenant}" for tenant in tenants)
+        by_incident = decode(raw)
         interval = hub.settings.notify.update_interval_s
-        held = hub.updates.due(now, BATCH)  # also those held before the interval was set to 0
-        for incident_id, members in held.items():
+        due_now = hub.updates.due(now, BATCH)  # also those deferred before the interval was 0
+        for incident_id, members in due_now.items():
             by_incident[incident_id].update(members)
         last_sent = hub.updates.last_sent(list(by_incident)) if interval else {}
         for incident_id, members in list(by_incident.items()):
-            if interval and _kinds(members) <= UPDATES and incident_id not in held:
+            if interval and _kinds(members) <= UPDATES and incident_id not in due_now:
                 due = last_sent.get(incident_id, now - interval) + interval
                 if now < due:
-                    hub.updates.hold(incident_id, members, due)
+                    hub.updates.defer(incident_id, members, due)
                     del by_incident[incident_id]
-        # A message that goes now carries what is held for later too.
-        early = [incident_id for incident_id in by_incident if incident_id not in held]
-        for incident_id, members in hub.updates.held(early).items():
+        # A message that goes now carries what is deferred for later too.
+        early = [incident_id for incident_id in by_incident if incident_id not in due_now]
+        for incident_id, members in hub.updates.deferred(early).items():
             by_incident[incident_id].update(members)
         found = hub.incidents.get_many(list(by_incident))
         for incident_id, members in by_incident.items():

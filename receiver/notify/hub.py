@@ -13,11 +13,11 @@ from receiver.notify.channels import Notifier
 from receiver.notify.email import Email
 from receiver.notify.pagerduty import PagerDuty
 from receiver.notify.slack import Slack
-from receiver.store import Store
+from receiver.store import ScopeStore
 from receiver.store.client import binary_twin
 from receiver.store.deliveries import DeliveryStore
 from receiver.store.incidents import IncidentStore
-from receiver.store.updates import HeldUpdates
+from receiver.store.updates import DeferredUpdates
 
 QUEUE_NAME = "blast-radius-notify"
 
@@ -25,19 +25,19 @@ QUEUE_NAME = "blast-radius-notify"
 @dataclass
 class Hub:
     settings: Settings
-    store: Store
+    store: ScopeStore
     incidents: IncidentStore
     deliveries: DeliveryStore
     queue: Queue
     channels: dict[str, Notifier]
     clock: Callable[[], float]
-    updates: HeldUpdates
+    updates: DeferredUpdates
 
 
 def build_hub(
     settings: Settings,
     client: redis.Redis,
-    store: Store,
+    store: ScopeStore,
     incidents: IncidentStore,
     clock: Callable[[], float],
 ) -> Hub:
@@ -46,5 +46,5 @@ def build_hub(
     channels = {c.name: c for c in candidates if notify.configured(c.name)}
     queue = Queue(QUEUE_NAME, connection=binary_twin(client))
     deliveries = DeliveryStore(client)
-    updates = HeldUpdates(client)
+    updates = DeferredUpdates(client)
     return Hub(settings, store, incidents, deliveries, queue, channels, clock, updates)

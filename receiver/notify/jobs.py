@@ -10,15 +10,15 @@ import random
 import time
 
 from receiver import metrics
+from receiver.board import Notice
 from receiver.config import load_settings
-from receiver.correlate import Notice, edit
+from receiver.correlate import edit
 from receiver.incidents import Incident, Status
 from receiver.notify.channels import Rejected, RetryLater
 from receiver.notify.dispatch import drain, escalation_target, retry_in, schedule_escalation
-from receiver.notify.hub import Hub, build_hub
-from receiver.store import Store, connect
+from receiver.notify.hub import Hub
+from receiver.services import build_services
 from receiver.store.deliveries import Delivery
-from receiver.store.incidents import IncidentStore
 
 log = logging.getLogger(__name__)
 _hub: Hub | None = None
@@ -34,16 +34,7 @@ def bind(hub: Hub) -> None:
 def current_hub() -> Hub:
     global _hub
     if _hub is None:
-        settings = load_settings()
-        client, _ = connect(settings.redis_url, settings.redis_timeout_s)
-        store = Store(
-            client,
-            log_cap=settings.breaker.transition_log_cap,
-            seen_ttl_s=settings.idempotency_ttl_s,
-            cause_max_age_s=settings.incidents.alert_timeout_s,
-        )
-        incidents = IncidentStore(client, seen_ttl_s=settings.idempotency_ttl_s)
-        _hub = build_hub(settings, client, store, incidents, time.time)
+        _hub = build_services(load_settings(), registry={}).hub
     return _hub
 
 

@@ -22,7 +22,7 @@ EVENT_PRECEDENCE = (
     "watchdog_missing",
 )
 UPDATES = frozenset({"tenant_isolated", "isolation_suppressed", "tenant_joined", "tenant_restored"})
-"""Tenant-level events: held back and sent together, at most one message per
+"""Tenant-level events: deferred and sent together, at most one message per
 incident per `NOTIFY_UPDATE_INTERVAL_S`. The others go out at once."""
 CHANGE_WORDS = {
     "tenant_isolated": "isolated",

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from receiver.store.client import connect
-from receiver.store.scopes import Change, Snapshot, Store
+from receiver.store.scopes import Change, ScopeStore, Snapshot
 
-__all__ = ["Change", "Snapshot", "Store", "connect"]
+__all__ = ["Change", "ScopeStore", "Snapshot", "connect"]

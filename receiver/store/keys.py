@@ -44,8 +44,8 @@ Incidents (`br:{_incidents}:...`):
 - `turn`         string: which process is changing the board now (a short lock that
                  queues concurrent changes; correctness rests on the version)
 - `update-sent`  hash: incident id -> when its latest notification went out
-- `update-due`   zset: incident id -> when its held-back tenant-level update is due
-- `update-held:<id>` set: kinds of the notices held back for that incident, and
+- `update-due`   zset: incident id -> when its deferred tenant-level update is due
+- `update-deferred:<id>` set: kinds of the notices deferred for that incident, and
                  `<kind>:<tenant>` for the tenants they name
 
 Notifications (`br:{_notify}:...`):
@@ -97,8 +97,8 @@ def timeline_key(incident_id: str) -> str:
     return f"{PREFIX}:{{{INCIDENTS_TAG}}}:timeline:{incident_id}"
 
 
-def held_update_key(incident_id: str) -> str:
-    return f"{PREFIX}:{{{INCIDENTS_TAG}}}:update-held:{incident_id}"
+def deferred_update_key(incident_id: str) -> str:
+    return f"{PREFIX}:{{{INCIDENTS_TAG}}}:update-deferred:{incident_id}"
 
 
 def delivery_key(delivery_id: str) -> str:

@@ -1,5 +1,6 @@
 """Tenant and platform scopes: snapshots, compare-and-set commits, the tenant
-index, the isolation slots of the blast-radius guard, and the Watchdog heartbeat.
+index and the Watchdog heartbeat. The guard's isolation slots are `slots`, the
+records of shared causes `causes`.
 
 Every change to a scope goes through `COMMIT_SCOPE`, a compare-and-set on the
 scope's version: the domain code computes the new state from what it read, and the
@@ -19,6 +20,7 @@ import redis
 from receiver.breaker import Breaker, State, Transition
 from receiver.store import keys as k
 from receiver.store.causes import CauseStore
+from receiver.store.slots import SlotStore
 
 log = logging.getLogger(__name__)
 REFIRE_GRACE_S = 60.0
@@ -159,74 +161,7 @@ def transition_from_json(text: str) -> Transition:
     )
 
 
-# KEYS[1] isolated set, KEYS[2] known tenants zset
-# ARGV[1] max isolated percent, ARGV[2] now (indexes the tenants as known), ARGV[3..]
-# tenants, in order of preference.
-# Returns, per tenant, {granted (1/0), isolated after it, known tenants, cap}. A
-# tenant already holding a slot keeps it; others get one only while fewer than the
-# cap are held.
-ACQUIRE_ISOLATION = """
-for i = 3, #ARGV do redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[i]) end
-local known = redis.call('ZCARD', KEYS[2])
-local cap = math.max(1, math.floor(known * tonumber(ARGV[1]) / 100))
-local held = redis.call('SCARD', KEYS[1])
-local out = {}
-for i = 3, #ARGV do
-  local granted = 1
-  if redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 0 then
-    if held >= cap then
-      granted = 0
-    else
-      redis.call('SADD', KEYS[1], ARGV[i])
-      held = held + 1
-    end
-  end
-  out[#out + 1] = {granted, held, known, cap}
-end
-return out
-"""
-
-
-# KEYS[1] isolated set, KEYS[2] doubts hash
-# ARGV: triples of tenant, version, 1/0 (should hold a slot or not): tenants whose
-# slot disagreed with the breaker read at that version. A disagreement seen at the
-# same version in the previous sweep too (no commit in between, so it is not a
-# commit racing its own slot update) is repaired; doubts not repeated are forgotten.
-# Returns the tenants repaired.
-REPAIR_SLOTS = """
-local listed = {}
-local repaired = {}
-for i = 1, #ARGV, 3 do
-  local tenant, doubt = ARGV[i], ARGV[i + 1] .. ':' .. ARGV[i + 2]
-  listed[tenant] = true
-  if redis.call('HGET', KEYS[2], tenant) == doubt then
-    if ARGV[i + 2] == '1' then
-      redis.call('SADD', KEYS[1], tenant)
-    else
-      redis.call('SREM', KEYS[1], tenant)
-    end
-    redis.call('HDEL', KEYS[2], tenant)
-    repaired[#repaired + 1] = tenant
-  else
-    redis.call('HSET', KEYS[2], tenant, doubt)
-  end
-end
-for _, tenant in ipairs(redis.call('HKEYS', KEYS[2])) do
-  if not listed[tenant] then redis.call('HDEL', KEYS[2], tenant) end
-end
-return repaired
-"""
-
-
-@dataclass(frozen=True)
-class Slot:
-    granted: bool
-    isolated: int
-    known: int
-    cap: int
-
-
-class Store:
+class ScopeStore:
     """Typed access to scope keys (see `keys`); Redis errors propagate as `redis.RedisError`."""
 
     def __init__(
@@ -242,8 +177,7 @@ class Store:
         self.log_cap = log_cap
         self.seen_ttl_s = seen_ttl_s
         self._commit = client.register_script(COMMIT_SCOPE)
-        self._acquire = client.register_script(ACQUIRE_ISOLATION)
-        self._repair = client.register_script(REPAIR_SLOTS)
+        self.slots = SlotStore(client)
 
     def ping(self) -> bool:
         return bool(self.client.ping())
@@ -373,48 +307,6 @@ class Store:
 
     def try_sweep_lock(self, owner: str, ttl_s: float) -> bool:
         return bool(self.client.set(k.SWEEP_LOCK, owner, nx=True, px=int(ttl_s * 1000)))
-
-    def acquire_isolation(self, tenant_id: str, max_percent: float, now: float) -> Slot:
-        """One of the blast-radius guard's isolation slots, if the cap allows."""
-        return self.acquire_many([tenant_id], max_percent, now)[tenant_id]
-
-    def acquire_many(
-        self, tenant_ids: Sequence[str], max_percent: float, now: float
-    ) -> dict[str, Slot]:
-        """Slots for several tenants in one atomic step, first come first served."""
-        if not tenant_ids:
-            return {}
-        replies = self._acquire(keys=[k.ISOLATED, k.TENANTS], args=[max_percent, now, *tenant_ids])
-        return {
-            tenant: Slot(bool(r[0]), int(r[1]), int(r[2]), int(r[3]))
-            for tenant, r in zip(tenant_ids, replies, strict=True)
-        }
-
-    def sync_isolated(self, isolating: Mapping[str, bool]) -> None:
-        """Hold slots for isolating tenants and free the others' (idempotent)."""
-        add = [tenant for tenant, held in isolating.items() if held]
-        remove = [tenant for tenant, held in isolating.items() if not held]
-        pipe = self.client.pipeline(transaction=False)
-        if add:
-            pipe.sadd(k.ISOLATED, *add)
-        if remove:
-            pipe.srem(k.ISOLATED, *remove)
-        pipe.execute()
-
-    def repair_slots(self, doubts: Mapping[str, tuple[int, bool]]) -> list[str]:
-        """Tenants whose slot disagrees with their breaker (version read, should
-        hold one); repairs those that disagreed the same way last time."""
-        args: list[Any] = []
-        for tenant, (version, should_hold) in doubts.items():
-            args += [tenant, version, int(should_hold)]
-        repaired: list[str] = self._repair(keys=[k.ISOLATED, k.SLOT_DOUBTS], args=args)
-        return repaired
-
-    def isolated(self) -> set[str]:
-        return set(self.client.smembers(k.ISOLATED))  # type: ignore[arg-type]
-
-    def known_count(self) -> int:
-        return int(self.client.zcard(k.TENANTS))
 
     def tier_fields(self, tenant_ids: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
         """Each tenant's tier as set through the API and as last labelled on an alert."""

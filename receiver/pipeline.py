@@ -1,0 +1,97 @@
+"""One path for every input: an Alertmanager delivery (webhook or reconcile), an
+operator's breaker action, or the passage of time (the sweep). `apply` commits to
+the breakers, puts the result on the incident board, and runs the follow-ups
+(`followups.LISTENERS`: metrics, logs, notifications) on what it committed. Every
+caller is a few lines."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from receiver.alerts import Notification
+from receiver.board import Notice, Signals
+from receiver.breaker import Action, TransitionEvent
+from receiver.correlate import update
+from receiver.followups import LISTENERS, Listener
+from receiver.ingest import IngestResult, act, ingest, sweep
+from receiver.services import Services
+
+
+@dataclass(frozen=True)
+class Alerts:
+    notification: Notification
+    source: Literal["webhook", "reconcile"] = "webhook"
+
+
+@dataclass(frozen=True)
+class OperatorAction:
+    tenant_id: str
+    action: Action
+    reason: str
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time passed: due transitions, held trips retried, victims released, the
+    board tidied (expired alerts, quiet incidents resolved)."""
+
+
+Input = Alerts | OperatorAction | Tick
+
+
+@dataclass
+class Outcome:
+    transitions: list[TransitionEvent] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+    ingest: IngestResult | None = None
+    source: str = ""
+
+
+def signals_of(result: IngestResult) -> Signals:
+    return Signals(
+        alerts=result.alerts,
+        fresh=result.fresh,
+        group_key=result.group_key,
+        tiers=result.tiers,
+        held=result.held,
+        transitions=result.transitions,
+        partial=result.partial,
+    )
+
+
+def apply(
+    services: Services,
+    item: Input,
+    now: float,
+    listeners: Sequence[Listener] = LISTENERS,
+) -> Outcome:
+    s = services
+    settings = s.settings
+    if isinstance(item, Alerts):
+        result = ingest(item.notification, s.store, settings, s.registry, now)
+        outcome = Outcome(result.transitions, ingest=result, source=item.source)
+        signals = signals_of(result)
+    elif isinstance(item, OperatorAction):
+        events = act(s.store, item.tenant_id, item.action, item.reason, settings.breaker, now)
+        outcome = Outcome(events, source="operator")
+        signals = Signals(transitions=events)
+    else:
+        events = sweep(
+            s.store,
+            settings.breaker,
+            now,
+            settings.max_isolated_percent,
+            settings.shared_settle_s,
+            settings.shared_release_window_s,
+        )
+        outcome = Outcome(events, source="sweep")
+        signals = Signals(transitions=events)
+    for listener in listeners:
+        listener.committed(outcome)
+    tidy = isinstance(item, Tick)
+    outcome.notices = update(s.incidents, s.store, settings, s.registry, signals, now, tidy)
+    for listener in listeners:
+        listener.noticed(outcome, services, now)
+    return outcome

@@ -1,0 +1,77 @@
+"""Compare-and-set commits of tenant and platform scopes: read, compute, commit, and
+re-read the scopes that moved. Only the attempt whose commit wins keeps its result,
+so each breaker transition is recorded exactly once however many workers race."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from receiver.alerts import PLATFORM_SCOPE
+from receiver.breaker import ISOLATING
+from receiver.store.retry import MAX_ATTEMPTS, CommitConflict, attempts
+from receiver.store.scopes import Change, ScopeStore, Snapshot
+from receiver.store.slots import Slot
+
+Compute = Callable[[Snapshot], tuple[Change | None, Any]]
+
+
+def commit_scopes(
+    store: ScopeStore,
+    scopes: Mapping[str, Sequence[str]],
+    compute: Compute,
+    now: float,
+    known: Iterable[str] = (),
+    first_read: Mapping[str, Snapshot] | None = None,
+    taken: Mapping[str, Slot] | None = None,
+) -> dict[str, Any]:
+    """Read, compute and commit each scope, re-reading the ones that moved.
+    `first_read`, if given, is a fresh read of exactly `scopes` to start from.
+
+    `compute` returns the change to write (or None) and a result to hand back; a
+    result counts only from the attempt whose commit won. Afterwards the guard's
+    isolation slots follow the breakers this call committed. A scope left unchanged
+    keeps its slot as it is (the read may be stale by now: another process may have
+    just opened it), except that a slot the caller took in `taken` (read at the end)
+    and did not use is given back."""
+    results: dict[str, Any] = {}
+    final: dict[str, bool] = {}
+    unchanged: dict[str, bool] = {}
+    pending = dict(scopes)
+    known = list(known)
+    for attempt_no in attempts():
+        if attempt_no == 0 and first_read is not None:
+            snapshots = dict(first_read)
+        else:
+            snapshots = store.read(pending, now)
+        changes: list[Change] = []
+        attempt: dict[str, Any] = {}
+        for scope, snapshot in snapshots.items():
+            change, result = compute(snapshot)
+            attempt[scope] = result
+            if change is None:
+                results[scope] = result
+                unchanged[scope] = snapshot.breaker.state in ISOLATING
+            else:
+                changes.append(change)
+        versions = store.commit(changes, now, known) if changes or known else []
+        known = []
+        retry: dict[str, Sequence[str]] = {}
+        for change, version in zip(changes, versions, strict=True):
+            if version:
+                results[change.scope] = attempt[change.scope]
+                unchanged.pop(change.scope, None)
+                if change.breaker is not None:
+                    final[change.scope] = change.breaker.state in ISOLATING
+            else:
+                retry[change.scope] = pending[change.scope]
+        if not retry:
+            for scope, slot in (taken or {}).items():
+                if slot.granted and scope in unchanged and not unchanged[scope]:
+                    final[scope] = False
+            final.pop(PLATFORM_SCOPE, None)
+            if final:
+                store.slots.sync(final)
+            return results
+        pending = retry
+    raise CommitConflict(f"scopes still contended after {MAX_ATTEMPTS} attempts: {sorted(pending)}")

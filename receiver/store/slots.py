@@ -1,0 +1,125 @@
+"""The blast-radius guard's isolation slots: at most a share of known tenants hold
+one, each an isolating breaker. Repaired by the sweep where a slot and its breaker
+disagree (a process died between a commit and its slot update)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from receiver.store import keys as k
+
+# KEYS[1] isolated set, KEYS[2] known tenants zset
+# ARGV[1] max isolated percent, ARGV[2] now (indexes the tenants as known), ARGV[3..]
+# tenants, in order of preference.
+# Returns, per tenant, {granted (1/0), isolated after it, known tenants, cap}. A
+# tenant already holding a slot keeps it; others get one only while fewer than the
+# cap are held.
+ACQUIRE_ISOLATION = """
+for i = 3, #ARGV do redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[i]) end
+local known = redis.call('ZCARD', KEYS[2])
+local cap = math.max(1, math.floor(known * tonumber(ARGV[1]) / 100))
+local held = redis.call('SCARD', KEYS[1])
+local out = {}
+for i = 3, #ARGV do
+  local granted = 1
+  if redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 0 then
+    if held >= cap then
+      granted = 0
+    else
+      redis.call('SADD', KEYS[1], ARGV[i])
+      held = held + 1
+    end
+  end
+  out[#out + 1] = {granted, held, known, cap}
+end
+return out
+"""
+
+
+# KEYS[1] isolated set, KEYS[2] doubts hash
+# ARGV: triples of tenant, version, 1/0 (should hold a slot or not): tenants whose
+# slot disagreed with the breaker read at that version. A disagreement seen at the
+# same version in the previous sweep too (no commit in between, so it is not a
+# commit racing its own slot update) is repaired; doubts not repeated are forgotten.
+# Returns the tenants repaired.
+REPAIR_SLOTS = """
+local listed = {}
+local repaired = {}
+for i = 1, #ARGV, 3 do
+  local tenant, doubt = ARGV[i], ARGV[i + 1] .. ':' .. ARGV[i + 2]
+  listed[tenant] = true
+  if redis.call('HGET', KEYS[2], tenant) == doubt then
+    if ARGV[i + 2] == '1' then
+      redis.call('SADD', KEYS[1], tenant)
+    else
+      redis.call('SREM', KEYS[1], tenant)
+    end
+    redis.call('HDEL', KEYS[2], tenant)
+    repaired[#repaired + 1] = tenant
+  else
+    redis.call('HSET', KEYS[2], tenant, doubt)
+  end
+end
+for _, tenant in ipairs(redis.call('HKEYS', KEYS[2])) do
+  if not listed[tenant] then redis.call('HDEL', KEYS[2], tenant) end
+end
+return repaired
+"""
+
+
+@dataclass(frozen=True)
+class Slot:
+    granted: bool
+    isolated: int
+    known: int
+    cap: int
+
+
+class SlotStore:
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._acquire = client.register_script(ACQUIRE_ISOLATION)
+        self._repair = client.register_script(REPAIR_SLOTS)
+
+    def acquire(self, tenant_id: str, max_percent: float, now: float) -> Slot:
+        """One of the blast-radius guard's isolation slots, if the cap allows."""
+        return self.acquire_many([tenant_id], max_percent, now)[tenant_id]
+
+    def acquire_many(
+        self, tenant_ids: Sequence[str], max_percent: float, now: float
+    ) -> dict[str, Slot]:
+        """Slots for several tenants in one atomic step, first come first served."""
+        if not tenant_ids:
+            return {}
+        replies = self._acquire(keys=[k.ISOLATED, k.TENANTS], args=[max_percent, now, *tenant_ids])
+        return {
+            tenant: Slot(bool(r[0]), int(r[1]), int(r[2]), int(r[3]))
+            for tenant, r in zip(tenant_ids, replies, strict=True)
+        }
+
+    def sync(self, isolating: Mapping[str, bool]) -> None:
+        """Hold slots for isolating tenants and free the others' (idempotent)."""
+        add = [tenant for tenant, held in isolating.items() if held]
+        remove = [tenant for tenant, held in isolating.items() if not held]
+        pipe = self.client.pipeline(transaction=False)
+        if add:
+            pipe.sadd(k.ISOLATED, *add)
+        if remove:
+            pipe.srem(k.ISOLATED, *remove)
+        pipe.execute()
+
+    def repair(self, doubts: Mapping[str, tuple[int, bool]]) -> list[str]:
+        """Tenants whose slot disagrees with their breaker (version read, should
+        hold one); repairs those that disagreed the same way last time."""
+        args: list[Any] = []
+        for tenant, (version, should_hold) in doubts.items():
+            args += [tenant, version, int(should_hold)]
+        repaired: list[str] = self._repair(keys=[k.ISOLATED, k.SLOT_DOUBTS], args=args)
+        return repaired
+
+    def isolated(self) -> set[str]:
+        return set(self.client.smembers(k.ISOLATED))  # type: ignore[arg-type]
