@@ -9,10 +9,11 @@ from typing import Any
 
 from flask import Flask
 
-from receiver import api, errors, logs
+from receiver import api, logs
+from receiver.api import errors
 from receiver.api import metrics as metrics_api
+from receiver.api.deps import EXTENSION
 from receiver.config import ConfigError, Settings, load_settings
-from receiver.deps import EXTENSION
 from receiver.services import build_services
 from receiver.sweeper import Sweeper
 from receiver.tenants import RegistryError, load_registry

@@ -17,15 +17,13 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import has_request_context
 from gunicorn import glogging
 
-from receiver.errors import REQUEST_ID_HEADER, request_id
-
+REQUEST_ID_HEADER = "X-Request-ID"
 REDACTED = "[redacted]"
 MIN_SECRET_LENGTH = 6
 """Shorter values are not redacted by value: they would blank ordinary words."""
@@ -97,6 +95,10 @@ def add_secrets(secrets: Iterable[str | None]) -> None:
     REDACTOR.add(secrets)
 
 
+CONTEXT: list[Callable[[], dict[str, Any]]] = []
+"""Fields every line carries where they apply: the web app adds the request id."""
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -105,8 +107,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        if has_request_context():
-            entry["request_id"] = request_id()
+        for context in CONTEXT:
+            entry.update(context())
         for key, value in vars(record).items():
             if key not in _RECORD_FIELDS and not key.startswith("_") and value is not None:
                 entry[key] = value

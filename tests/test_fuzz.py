@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 from werkzeug.test import TestResponse
 
 from receiver import create_app
+from receiver.api.deps import EXTENSION
 from receiver.config import Settings
-from receiver.deps import EXTENSION
 from receiver.tenants import TENANT_ID_PATTERN, is_valid_tenant_id
 from tests.conftest import (
     ADMIN,

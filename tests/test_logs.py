@@ -13,7 +13,8 @@ import pytest
 from flask import Flask
 from gunicorn.config import Config
 
-from receiver import errors, logs
+from receiver import logs
+from receiver.api import errors
 from tests.conftest import WEBHOOK_TOKEN
 
 SECRET = "pd-routing-key-0123456789abcdef"

@@ -15,11 +15,12 @@ import pytest
 import redis
 import requests
 from flask.testing import FlaskClient
+from prometheus_client import REGISTRY
 from pytest_httpserver import HTTPServer
 
 from receiver import create_app
+from receiver.api.deps import EXTENSION
 from receiver.config import Settings
-from receiver.deps import EXTENSION
 from receiver.reconcile import ReconcileError, go_time_text, reconcile
 from receiver.services import Services
 from receiver.tenants import Tier
@@ -297,3 +298,24 @@ def test_registry_tenants_are_indexed_again(client: FlaskClient, httpserver: HTT
 def test_start_times_are_written_as_the_webhook_does(api_text: str, webhook_text: str) -> None:
     """Go's RFC3339Nano drops trailing zeros; the API always writes three digits."""
     assert go_time_text(api_text) == webhook_text
+
+
+def test_transitions_made_by_reconcile_are_counted_in_metrics(
+    client: FlaskClient, httpserver: HTTPServer
+) -> None:
+    """A missed alert applied by reconcile opens the breaker and /metrics counts it,
+    once; the webhook's alert counters are left to webhook deliveries."""
+    transitions = (
+        "blast_radius_breaker_transitions_total",
+        {"from_state": "closed", "to_state": "open"},
+    )
+    accepted = ("blast_radius_alerts_total", {"outcome": "accepted"})
+    before = [REGISTRY.get_sample_value(*m) or 0.0 for m in (transitions, accepted)]
+    url = serve(httpserver, [am_item("acme", "2027-01-15T08:00:00.123Z")])
+    result = reconcile(services_of(client), url, T0)
+    assert [e.transition.to_state.value for e in result.transitions] == ["open"]
+    after = [REGISTRY.get_sample_value(*m) or 0.0 for m in (transitions, accepted)]
+    assert after[0] - before[0] == 1
+    assert after[1] == before[1]
+    scraped = client.get("/metrics").get_data(as_text=True)
+    assert 'blast_radius_breaker_transitions_total{from_state="closed",to_state="open"}' in scraped

@@ -9,10 +9,10 @@ from flask import Blueprint, Response, jsonify
 from marshmallow import Schema, fields, validate
 
 from receiver.alerts import PLATFORM_SCOPE
+from receiver.api.auth import Role, require
 from receiver.api.body import load_query
+from receiver.api.deps import get_services, now
 from receiver.api.tenants import checked_tenant_id
-from receiver.auth import Role, require
-from receiver.deps import get_services, now
 
 bp = Blueprint("alerts", __name__, url_prefix="/api/v1")
 

@@ -9,7 +9,7 @@ from typing import Any
 from flask import request
 from marshmallow import Schema, ValidationError
 
-from receiver.errors import ApiError
+from receiver.api.errors import ApiError
 
 
 def json_body() -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis
 from flask import Blueprint, Response, jsonify
 
-from receiver.deps import get_services, now
+from receiver.api.deps import get_services, now
 
 bp = Blueprint("health", __name__)
 

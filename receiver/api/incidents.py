@@ -8,13 +8,13 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from receiver.api.auth import Role, require
 from receiver.api.body import json_body, load, load_query
+from receiver.api.deps import get_services, now
+from receiver.api.errors import ApiError
 from receiver.attribution import victims_downtime_s
-from receiver.auth import Role, require
 from receiver.board import Notice
 from receiver.correlate import edit
-from receiver.deps import get_services, now
-from receiver.errors import ApiError
 from receiver.figures import detection_latencies, stats
 from receiver.incidents import (
     RESPONSE_TEAM,

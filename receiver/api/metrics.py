@@ -8,7 +8,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from receiver.deps import EXTENSION
+from receiver.api.deps import EXTENSION
 from receiver.metrics import WEBHOOK_DURATION, WEBHOOK_REQUESTS, build_registry
 
 REGISTRY_EXTENSION = "blast_radius_metrics"

@@ -7,9 +7,9 @@ from dataclasses import asdict
 from flask import Blueprint, Response, jsonify
 from marshmallow import Schema, fields, validate
 
+from receiver.api.auth import Role, require
 from receiver.api.body import load_query
-from receiver.auth import Role, require
-from receiver.deps import get_services, now
+from receiver.api.deps import get_services, now
 
 bp = Blueprint("notifications", __name__, url_prefix="/api/v1")
 SCANNED = 5000

@@ -7,11 +7,11 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from receiver.api.auth import Role, require
 from receiver.api.body import json_body, load, load_query
-from receiver.auth import Role, require
+from receiver.api.deps import get_services, now
+from receiver.api.errors import ApiError
 from receiver.breaker import Action, Transition, admit, next_transition_at, tick
-from receiver.deps import get_services, now
-from receiver.errors import ApiError
 from receiver.pipeline import OperatorAction, apply
 from receiver.schemas import BreakerActionSchema, PageSchema, TenantOut, TenantUpdateSchema
 from receiver.services import Services

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
+from receiver.api.auth import Role, require
 from receiver.api.body import json_body, load
-from receiver.auth import Role, require
-from receiver.deps import get_services, now
+from receiver.api.deps import get_services, now
 from receiver.pipeline import Alerts, apply
 from receiver.schemas import NotificationSchema
 

@@ -11,8 +11,8 @@ from typing import ParamSpec, TypeVar
 
 from flask import request
 
-from receiver.deps import get_services
-from receiver.errors import ApiError
+from receiver.api.deps import get_services
+from receiver.api.errors import ApiError
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -13,14 +13,15 @@ import uuid
 from typing import Any
 
 import redis
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, g, has_request_context, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from receiver import logs
+from receiver.logs import REQUEST_ID_HEADER
 from receiver.store.retry import CommitConflict
 
 log = logging.getLogger(__name__)
 
-REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
@@ -90,7 +91,13 @@ def _set_request_id(response: Response) -> Response:
     return response
 
 
+def _log_context() -> dict[str, Any]:
+    return {"request_id": request_id()} if has_request_context() else {}
+
+
 def register(app: Flask) -> None:
+    if _log_context not in logs.CONTEXT:
+        logs.CONTEXT.append(_log_context)
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(redis.ResponseError, _unexpected)

@@ -1,0 +1,68 @@
+"""One pipeline for every input: each kind reaches the breakers, the board and every
+listener, in that order. On fakeredis and real Redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+
+from receiver.board import Notice
+from receiver.breaker import Action, State
+from receiver.config import Settings
+from receiver.pipeline import Alerts, Input, OperatorAction, Outcome, Tick, apply
+from receiver.schemas import NotificationSchema
+from receiver.services import Services, build_services
+from tests.conftest import T0, isolate_alert
+
+SETTINGS = Settings("w" * 16, "a" * 16, "d" * 16, max_isolated_percent=100)
+FIRING = NotificationSchema().load(isolate_alert("acme"))
+
+
+class Recorder:
+    """A listener that keeps what it heard, and when."""
+
+    def __init__(self) -> None:
+        self.heard: list[tuple[str, Any]] = []
+
+    def committed(self, outcome: Outcome) -> None:
+        self.heard.append(("committed", [e.transition.to_state for e in outcome.transitions]))
+
+    def noticed(self, outcome: Outcome, services: Services, now: float) -> None:
+        self.heard.append(("noticed", sorted({n.kind for n in outcome.notices})))
+
+
+@pytest.fixture
+def services(redis_client: redis.Redis) -> Services:
+    return build_services(SETTINGS, client=redis_client, registry={})
+
+
+@pytest.mark.parametrize(
+    ("item", "at", "to", "kinds"),
+    [
+        (Alerts(FIRING), 0, [State.OPEN], ["opened", "tenant_isolated", "tenant_joined"]),
+        (OperatorAction("acme", Action.FORCE_OPEN, "maintenance"), 0, [State.FORCED_OPEN], []),
+        (Tick(), 61, [State.HALF_OPEN], []),
+    ],
+    ids=["alerts", "operator", "tick"],
+)
+def test_every_input_commits_then_correlates_then_tells_the_listeners(
+    services: Services, item: Input, at: float, to: list[State], kinds: list[str]
+) -> None:
+    """Listeners hear the committed transitions first, the board's notices second."""
+    if isinstance(item, Tick):
+        apply(services, Alerts(FIRING), T0, [])
+    recorder = Recorder()
+    outcome = apply(services, item, T0 + at, [recorder])
+    assert recorder.heard == [("committed", to), ("noticed", kinds)]
+    assert [e.transition.to_state for e in outcome.transitions] == to
+    assert all(isinstance(n, Notice) for n in outcome.notices)
+
+
+def test_reconciled_alerts_are_a_delivery_from_another_source(services: Services) -> None:
+    """The same pipeline; the outcome says where the alerts came from."""
+    outcome = apply(services, Alerts(FIRING, "reconcile"), T0, [])
+    assert outcome.source == "reconcile" and outcome.ingest is not None
+    again = apply(services, Alerts(FIRING), T0 + 1, [])
+    assert (again.transitions, again.notices) == ([], [])
