@@ -15,6 +15,7 @@ Healthy tenants (1% errors) and a quiet tenant (0.2 query/s, 50% errors) run the
 whole time; any trip of theirs, held back by the guard or not, is a false isolation.
 
 Run: .venv/bin/python -m bench.detection [--onsets N] [--healthy N] [--seed N]
+     [--scenario single|noisy-neighbour]   (noisy-neighbour: see bench/noisy.py)
 """
 
 from __future__ import annotations
@@ -22,18 +23,16 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import tempfile
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import requests
-import yaml
 
-from receiver.simulator import Platform, Tenant
-from tests.conftest import API_TOKEN, READER, TOKENS_ENV, WEBHOOK_TOKEN
-from tests.servers import Alertmanager, Prometheus, Receiver, RedisServer
+from receiver.simulator import Tenant
+from tests.conftest import READER
+from tests.live import LiveStack
+from tests.servers import Receiver
 
 POLL_S = 0.25
 TIERS = ("platinum", "gold", "silver", "bronze")
@@ -116,22 +115,8 @@ def run(onsets: int, healthy: int, seed: int) -> None:
     tenants = [Tenant(t, TIERS[i % 4], 5.0) for i, t in enumerate(onset_ids)]
     tenants += [Tenant(t, TIERS[i % 4], 5.0, error_ratio=0.01) for i, t in enumerate(bystanders)]
     tenants[-1].qps, tenants[-1].error_ratio = 0.2, 0.5
-    registry = Path(tempfile.mkdtemp(prefix="br-bench-")) / "tenants.yml"
-    registry.write_text(
-        yaml.safe_dump({"tenants": {t.tenant_id: {"tier": t.tier} for t in tenants}})
-    )
-
-    redis_server = RedisServer().start()
-    env = {**TOKENS_ENV, "REDIS_URL": redis_server.url, "TENANTS_FILE": str(registry)}
-    receiver = Receiver(env).start()
-    platform = Platform(tenants, receiver_url=receiver.url, api_token=API_TOKEN, seed=seed)
-    platform.start()
-    alertmanager = Alertmanager(f"{receiver.url}/webhook/alertmanager", WEBHOOK_TOKEN).start()
-    targets = {
-        "platform": [platform.url.removeprefix("http://")],
-        "blast-radius": [receiver.url.removeprefix("http://")],
-    }
-    prometheus = Prometheus(targets, alertmanager.address).start()
+    stack = LiveStack.start(tenants, seed=seed)
+    receiver, platform = stack.receiver, stack.platform
     poller = Poller(receiver.url).start()
     detected: list[float] = []
     recorded: list[float] = []
@@ -170,13 +155,7 @@ def run(onsets: int, healthy: int, seed: int) -> None:
         logs = {t: transitions(receiver, t) for t in onset_ids + bystanders}
     finally:
         poller.stop()
-        prometheus.stop()
-        alertmanager.stop()
-        platform.stop()
-        receiver.stop()
-        redis_server.stop()
-        registry.unlink()
-        registry.parent.rmdir()
+        stack.stop()
     # Any trip of a bystander is false, held back by the guard (suppressed) or not;
     # so is a trip of a tenant before its onset, and a re-open of a healed tenant.
     trips = {t: [x for x in log if x["to"] == "open"] for t, log in logs.items()}
@@ -198,10 +177,21 @@ def main() -> None:
     parser.add_argument("--onsets", type=int, default=8)
     parser.add_argument("--healthy", type=int, default=16)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--scenario",
+        choices=["single", "noisy-neighbour"],
+        default="single",
+        help="single: tenants failing on their own; noisy-neighbour: bench.noisy",
+    )
     args = parser.parse_args()
     if args.onsets < 2:
         parser.error("--onsets must be at least 2")
-    run(args.onsets, args.healthy, args.seed)
+    if args.scenario == "noisy-neighbour":
+        from bench.noisy import run as run_noisy
+
+        run_noisy(args.onsets, args.healthy, args.seed)
+    else:
+        run(args.onsets, args.healthy, args.seed)
 
 
 if __name__ == "__main__":

@@ -16,11 +16,11 @@ from typing import Any, TypeVar
 
 import pytest
 import requests
-import yaml
 
 from receiver.simulator import Platform, parse_tenants
-from tests.conftest import API_TOKEN, READER, TOKENS_ENV, WEBHOOK_TOKEN
-from tests.servers import Alertmanager, Prometheus, Receiver, RedisServer
+from tests.conftest import READER
+from tests.live import LiveStack
+from tests.servers import Prometheus, Receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -83,39 +83,14 @@ def path(breaker: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    tenants = parse_tenants(TENANTS)
-    registry = tmp_path_factory.mktemp("e2e") / "tenants.yml"
-    registry.write_text(
-        yaml.safe_dump({"tenants": {t.tenant_id: {"tier": t.tier} for t in tenants}})
-    )
-    redis_server = RedisServer().start()
-    started: list[Any] = [redis_server]
+def stack() -> Iterator[Stack]:
+    live = LiveStack.start(parse_tenants(TENANTS), BREAKER_ENV)
     try:
-        env = {
-            **TOKENS_ENV,
-            **BREAKER_ENV,
-            "REDIS_URL": redis_server.url,
-            "TENANTS_FILE": str(registry),
-        }
-        receiver = Receiver(env)
-        started.append(receiver.start())
-        platform = Platform(tenants, receiver_url=receiver.url, api_token=API_TOKEN)
-        started.append(platform.start())
-        alertmanager = Alertmanager(f"{receiver.url}/webhook/alertmanager", WEBHOOK_TOKEN)
-        started.append(alertmanager.start())
-        targets = {
-            "platform": [platform.url.removeprefix("http://")],
-            "blast-radius": [receiver.url.removeprefix("http://")],
-        }
-        prometheus = Prometheus(targets, alertmanager.address)
-        started.append(prometheus.start())
         for tenant_id, ratio in ERROR_RATIOS.items():
-            platform.control({"tenant_id": tenant_id, "error_ratio": ratio})
-        yield Stack(receiver, platform, prometheus)
+            live.platform.control({"tenant_id": tenant_id, "error_ratio": ratio})
+        yield Stack(live.receiver, live.platform, live.prometheus)
     finally:
-        for server in reversed(started):
-            server.stop()
+        live.stop()
 
 
 def test_failing_tenant_is_isolated_alone(stack: Stack) -> None:
