@@ -34,7 +34,7 @@ PIPELINE = {
     "services",
     "sweeper",
 }
-TOOLS = {"admission_client", "logs", "simulator", "stack"}
+TOOLS = {"admission_client", "logs", "simulator", "stack", "workload"}
 """Stand on their own: the gateway's client, logging, the simulated platform, the
 local stack."""
 
