@@ -104,6 +104,8 @@ class Notification:
     external_url: str = ""
     truncated_alerts: int = 0
     version: str = "4"
+    rejected: list[dict[str, str]] = field(default_factory=list)
+    """Alerts of the payload that failed validation, each with its reason."""
 
 
 def label_fingerprint(labels: dict[str, str]) -> str:

@@ -103,6 +103,9 @@ class Settings:
     """Tenants isolated up to this long before a shared cause started are released."""
     notify: NotifySettings = field(default_factory=NotifySettings)
     max_body_bytes: int = 10 * 1024 * 1024
+    max_label_bytes: int = 4096
+    max_annotation_bytes: int = 16384
+
     idempotency_ttl_s: float = 24 * 3600.0
     sweep_interval_s: float = 5.0
     watchdog_max_age_s: float = 300.0
@@ -273,6 +276,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         ),
         "notify": load_notify(env),
         "max_body_bytes": _parse(env, "RECEIVER_MAX_BODY_BYTES", _positive(int), 10 * 1024 * 1024),
+        "max_label_bytes": _parse(env, "RECEIVER_MAX_LABEL_BYTES", _positive(int), 4096),
+        "max_annotation_bytes": _parse(env, "RECEIVER_MAX_ANNOTATION_BYTES", _positive(int), 16384),
         "idempotency_ttl_s": _parse(env, "RECEIVER_IDEMPOTENCY_TTL_S", _positive(float), 86400.0),
         "sweep_interval_s": _parse(env, "RECEIVER_SWEEP_INTERVAL_S", _positive(float), 5.0),
         "watchdog_max_age_s": _parse(env, "RECEIVER_WATCHDOG_MAX_AGE_S", _positive(float), 300.0),

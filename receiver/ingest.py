@@ -99,6 +99,14 @@ def _presume_slots(
     return store.slots.acquire_many(wanted, settings.max_isolated_percent, now)
 
 
+def _invalid(alert: Alert, settings: Settings, now: float) -> str | None:
+    """Why an alert that passed the schema cannot be applied, if it cannot."""
+    tenant_id = alert.tenant_id
+    if tenant_id is not None and not is_valid_tenant_id(tenant_id):
+        return "invalid tenant_id label"
+    return None
+
+
 def _event_time(alert: Alert, now: float) -> float:
     if alert.firing or alert.ends_at_s is None:
         return now
@@ -118,18 +126,21 @@ def ingest(
     )
     breaker_settings = settings.breaker
     by_scope: dict[str, list[Alert]] = {}
+    result.rejected = list(notification.rejected)
     for alert in notification.alerts:
+        reason = _invalid(alert, settings, now)
+        if reason is not None:
+            result.rejected.append({"fingerprint": alert.fingerprint, "reason": reason})
+            continue
         if alert.kind is Kind.WATCHDOG:
             result.watchdog = True
-        tenant_id = alert.tenant_id
-        if tenant_id is not None and not is_valid_tenant_id(tenant_id):
-            result.rejected.append(
-                {"fingerprint": alert.fingerprint, "reason": "invalid tenant_id label"}
-            )
-            continue
-        by_scope.setdefault(tenant_id or PLATFORM_SCOPE, []).append(alert)
+        by_scope.setdefault(alert.tenant_id or PLATFORM_SCOPE, []).append(alert)
     if result.rejected:
-        log.warning("rejected %d alerts with invalid tenant_id", len(result.rejected))
+        log.warning(
+            "rejected %d alerts: %s",
+            len(result.rejected),
+            "; ".join(sorted({r["reason"] for r in result.rejected}))[:500],
+        )
     if result.watchdog:
         store.record_watchdog(now)
     causes = [alert for alerts in by_scope.values() for alert in alerts if alert.shared_cause]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
@@ -13,6 +14,18 @@ from receiver.tenants import Tier
 
 MAX_LABEL_NAME = 1024
 MAX_PAGE_SIZE = 500
+TRUNCATED = "…[truncated]"
+
+
+@dataclass(frozen=True)
+class AlertLimits:
+    """What one alert may carry (`RECEIVER_MAX_LABEL_BYTES`, ...): an alert over a
+    label bound is rejected alone; an annotation over its bound is cut, marked."""
+
+    max_labels: int = 64
+    max_label_bytes: int = 4096
+    max_annotations: int = 64
+    max_annotation_bytes: int = 16384
 
 
 class Timestamp(fields.String):
@@ -28,7 +41,9 @@ class Timestamp(fields.String):
 
 
 class StringMap(fields.Dict):
-    """Labels and annotations: names of 1-1024 characters to string values.
+    """Labels and annotations: names of 1-1024 characters to string values. As an
+    alert's `labels` or `annotations`, bounded by its schema's `AlertLimits`: too many
+    entries or a label value too long is an error, an annotation too long is cut.
 
     Checked in one pass; a payload of 10,000 alerts has 100,000 of these pairs, and
     a field object per key and value costs seconds there."""
@@ -36,19 +51,43 @@ class StringMap(fields.Dict):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         if not isinstance(value, dict):
             raise ValidationError("Not a valid mapping type.")
+        limits: AlertLimits | None = getattr(self.parent, "limits", None)
+        max_items = max_bytes = None
+        if limits is not None and self.name == "labels":
+            max_items, max_bytes = limits.max_labels, limits.max_label_bytes
+        elif limits is not None and self.name == "annotations":
+            max_items, max_bytes = limits.max_annotations, limits.max_annotation_bytes
+        if max_items is not None and len(value) > max_items:
+            raise ValidationError(f"At most {max_items} entries, got {len(value)}.")
         errors: dict[str, list[str]] = {}
+        out: dict[str, str] = {}
         for name, text in value.items():
-            if not 1 <= len(name) <= MAX_LABEL_NAME:
-                errors[name[:64]] = [f"Name must be 1 to {MAX_LABEL_NAME} characters."]
+            if not isinstance(name, str) or not 1 <= len(name) <= MAX_LABEL_NAME:
+                errors[str(name)[:64]] = [f"Name must be 1 to {MAX_LABEL_NAME} characters."]
             elif not isinstance(text, str):
                 errors[name[:64]] = ["Not a valid string."]
+            elif max_bytes is not None and len(text) * 4 > max_bytes:
+                out[name] = self._bounded(name, text, max_bytes, errors)
+            else:
+                out[name] = text
         if errors:
             raise ValidationError(errors)
-        return dict(value)
+        return out
+
+    def _bounded(self, name: str, text: str, max_bytes: int, errors: dict[str, list[str]]) -> str:
+        """Only for text that may be over the bound (4 bytes a character at most)."""
+        encoded = text.encode()
+        if len(encoded) <= max_bytes:
+            return text
+        if self.name != "annotations":
+            errors[name[:64]] = [f"Longer than {max_bytes} bytes ({len(encoded)})."]
+            return text
+        keep = max_bytes - len(TRUNCATED.encode())
+        return encoded[: max(keep, 0)].decode(errors="ignore") + TRUNCATED
 
 
 def _string_map(**kwargs: Any) -> fields.Dict:
-    return StringMap(keys=fields.String(), values=fields.String(), **kwargs)
+    return StringMap(**kwargs)
 
 
 class AlertSchema(Schema):
@@ -58,6 +97,11 @@ class AlertSchema(Schema):
     status = fields.String(required=True, validate=validate.OneOf(["firing", "resolved"]))
     labels = _string_map(required=True)
     annotations = _string_map(load_default=dict)
+
+    def __init__(self, *, limits: AlertLimits | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.limits = limits or AlertLimits()
+
     startsAt = Timestamp(required=True)
     endsAt = Timestamp(load_default="0001-01-01T00:00:00Z")
     generatorURL = fields.String(load_default="")
@@ -78,8 +122,19 @@ class AlertSchema(Schema):
         )
 
 
+def _reason(messages: Any) -> str:
+    """A validation error as one short line: `field: message; field: message`."""
+    if isinstance(messages, dict):
+        parts = [f"{name}: {_reason(inner)}" for name, inner in messages.items()]
+        return "; ".join(parts)[:500]
+    if isinstance(messages, list):
+        return " ".join(_reason(m) for m in messages)
+    return str(messages)
+
+
 class NotificationSchema(Schema):
-    """Alertmanager's webhook payload, version 4."""
+    """Alertmanager's webhook payload, version 4. Each alert is validated on its own:
+    an invalid one is rejected with its reason and the others are applied."""
 
     class Meta:
         unknown = EXCLUDE
@@ -87,18 +142,33 @@ class NotificationSchema(Schema):
     version = fields.String(load_default="4")
     status = fields.String(required=True, validate=validate.OneOf(["firing", "resolved"]))
     receiver = fields.String(load_default="")
-    alerts = fields.List(fields.Nested(AlertSchema), required=True)
+    alerts = fields.List(fields.Raw(), required=True)
     groupKey = fields.String(load_default="")
     groupLabels = _string_map(load_default=dict)
     commonLabels = _string_map(load_default=dict)
     externalURL = fields.String(load_default="")
     truncatedAlerts = fields.Integer(load_default=0, validate=validate.Range(min=0), strict=True)
 
+    def __init__(self, *, limits: AlertLimits | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.alert_schema = AlertSchema(limits=limits)
+
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> Notification:
+        alerts: list[Alert] = []
+        rejected: list[dict[str, str]] = []
+        for raw in data["alerts"]:
+            try:
+                alerts.append(self.alert_schema.load(raw if isinstance(raw, dict) else {}))
+            except ValidationError as exc:
+                found = raw.get("fingerprint") if isinstance(raw, dict) else None
+                fingerprint = found[:64] if isinstance(found, str) else ""
+                reason = _reason(exc.messages) if isinstance(raw, dict) else "not an object"
+                rejected.append({"fingerprint": fingerprint, "reason": reason})
         return Notification(
             status=data["status"],
-            alerts=data["alerts"],
+            alerts=alerts,
+            rejected=rejected,
             receiver=data["receiver"],
             group_key=data["groupKey"],
             group_labels=data["groupLabels"],

@@ -319,7 +319,8 @@ def test_hostile_tenant_ids_reach_no_key(client: FlaskClient, tenant_id: str) ->
 
     reply = check(client.post(URL, json=alert_for(tenant_id), headers=WEBHOOK))
     assert reply is not None and reply["accepted"] == 0
-    assert [r["reason"] for r in reply["rejected"]] == ["invalid tenant_id label"]
+    # Too long for a label value, or not a tenant id: either way the reason names it.
+    assert [("tenant_id" in r["reason"]) for r in reply["rejected"]] == [True]
     segment = quote(tenant_id, safe="")
     calls = [
         ("GET", f"/api/v1/tenants/{segment}", None),
@@ -349,14 +350,16 @@ def test_any_tenant_id_keeps_keys_in_their_slot(client: FlaskClient, tenant_id: 
 
 
 def big_body(alerts: int, value_bytes: int) -> bytes:
-    """A notification of `alerts` alerts over 100 tenants, each with a label this big."""
+    """A notification of `alerts` alerts over 100 tenants, each with an annotation
+    this big."""
     template = isolate_alert("t0")
     alert = template["alerts"][0]
     items = []
     for i in range(alerts):
         labels = {**alert["labels"], "tenant_id": f"t{i % 100}", "alertname": f"Rule{i // 100}"}
-        labels["detail"] = "x" * value_bytes
-        items.append(json.dumps({**alert, "labels": labels, "fingerprint": f"fp{i}"}))
+        annotations = {"detail": "x" * value_bytes}
+        item = {**alert, "labels": labels, "annotations": annotations, "fingerprint": f"fp{i}"}
+        items.append(json.dumps(item))
     head = json.dumps({k: v for k, v in template.items() if k != "alerts"})
     return f'{head[:-1]}, "alerts": [{",".join(items)}]}}'.encode()
 
@@ -381,7 +384,7 @@ def test_ten_thousand_alerts_of_10_kib_are_413(default_limit: FlaskClient) -> No
 
 
 def test_largest_payload_within_the_limit_is_applied(default_limit: FlaskClient) -> None:
-    """900 alerts with 10 KiB labels fit under 10 MiB: all applied, none lost."""
+    """900 alerts with 10 KiB annotations fit under 10 MiB: all applied, none lost."""
     body = big_body(900, 10 * 1024)
     assert 9 * 1024 * 1024 < len(body) < 10 * 1024 * 1024
     response = default_limit.post(

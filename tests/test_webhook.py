@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -126,23 +127,77 @@ def test_wrong_content_type_is_415(client: FlaskClient) -> None:
     ("mutate", "field"),
     [
         (lambda b: b.pop("alerts"), "alerts"),
+        (lambda b: b.update(alerts={"not": "a list"}), "alerts"),
         (lambda b: b.update(status="maybe"), "status"),
-        (lambda b: b["alerts"][0].update(status="unknown"), "alerts"),
-        (lambda b: b["alerts"][0].update(startsAt="yesterday"), "alerts"),
-        (lambda b: b["alerts"][0].update(labels={"tenant_id": 7}), "alerts"),
         (lambda b: b.update(truncatedAlerts=-1), "truncatedAlerts"),
     ],
 )
 def test_schema_errors_are_422_with_field_errors(
     client: FlaskClient, mutate: Any, field: str
 ) -> None:
-    """Each invalid field is named in `errors`, and nothing is applied."""
+    """A payload that is not a notification: each invalid field named, nothing applied."""
     body = isolate_alert("acme")
     mutate(body)
     errors = assert_envelope(post(client, body), 422)["errors"]
     assert field in errors
     tenant = client.get("/api/v1/tenants/acme", headers=READER).get_json()
     assert tenant["breaker"]["state"] == "closed"
+
+
+BAD_ALERTS = [
+    pytest.param({"status": "unknown"}, "status", id="status"),
+    pytest.param({"startsAt": "yesterday"}, "startsAt", id="startsAt"),
+    pytest.param({"startsAt": "2027-01-15T08:00:00"}, "time zone", id="no-time-zone"),
+    pytest.param({"labels": {"tenant_id": 7}}, "tenant_id", id="label-not-a-string"),
+    pytest.param({"labels": {"x" * 1025: "1"}}, "Name must be", id="label-name-too-long"),
+    pytest.param({"labels": {"tenant_id": "b", "v": "x" * 5000}}, "4096 bytes", id="label-value"),
+    pytest.param({"labels": {f"l{i}": "1" for i in range(65)}}, "At most 64", id="labels"),
+    pytest.param({"labels": {"tenant_id": "b:{x}"}}, "invalid tenant_id", id="tenant-id"),
+    pytest.param({"fingerprint": ""}, "fingerprint", id="fingerprint"),
+    pytest.param({"annotations": "text"}, "annotations", id="annotations"),
+    pytest.param({"labels": None}, "labels", id="labels-null"),
+]
+
+
+@pytest.mark.parametrize(("change", "reason"), BAD_ALERTS)
+def test_one_bad_alert_is_rejected_alone(
+    client: FlaskClient, change: dict[str, Any], reason: str
+) -> None:
+    """An invalid alert beside a valid isolation alert: rejected with its reason, and
+    the valid one is applied (200, so Alertmanager does not hold the group back)."""
+    body = isolate_alert("acme")
+    bad = {**copy.deepcopy(body["alerts"][0]), "fingerprint": "bad-one", **change}
+    body["alerts"].append(bad)
+    response = post(client, body)
+    assert response.status_code == 200
+    reply = response.get_json()
+    assert reply["accepted"] == 1
+    assert [r["fingerprint"] for r in reply["rejected"]] == [change.get("fingerprint", "bad-one")]
+    assert reason in reply["rejected"][0]["reason"]
+    tenant = client.get("/api/v1/tenants/acme", headers=READER).get_json()
+    assert tenant["breaker"]["state"] == "open"
+
+
+def test_an_alert_that_is_not_an_object_is_rejected_alone(client: FlaskClient) -> None:
+    """A string among the alerts is one rejection, not a 422 for the whole payload."""
+    body = isolate_alert("acme")
+    body["alerts"].append("not an alert")
+    reply = post(client, body).get_json()
+    assert (reply["accepted"], reply["rejected"]) == (
+        1,
+        [{"fingerprint": "", "reason": "not an object"}],
+    )
+
+
+def test_an_annotation_too_long_is_cut_and_marked(client: FlaskClient) -> None:
+    """A 100 kB annotation is stored cut at 16 KiB, marked; the alert is applied."""
+    body = isolate_alert("acme")
+    body["alerts"][0]["annotations"] = {"description": "é" + "x" * 100_000}
+    assert post(client, body).get_json()["accepted"] == 1
+    stored = client.get("/api/v1/tenants/acme/alerts", headers=READER).get_json()
+    description = stored["items"][0]["annotations"]["description"]
+    assert description.endswith("…[truncated]")
+    assert len(description.encode()) <= 16384
 
 
 def test_json_that_is_not_an_object_is_422(client: FlaskClient) -> None:

@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from flask import Blueprint, Response, jsonify
 
 from receiver.api.auth import Role, require
 from receiver.api.body import json_body, load
 from receiver.api.deps import get_services, now
+from receiver.config import Settings
 from receiver.pipeline import Alerts, apply
-from receiver.schemas import NotificationSchema
+from receiver.schemas import AlertLimits, NotificationSchema
 
 bp = Blueprint("webhook", __name__)
-_schema = NotificationSchema()
+
+
+@lru_cache(maxsize=4)
+def schema_for(limits: AlertLimits) -> NotificationSchema:
+    return NotificationSchema(limits=limits)
+
+
+def limits_of(settings: Settings) -> AlertLimits:
+    return AlertLimits(
+        max_label_bytes=settings.max_label_bytes,
+        max_annotation_bytes=settings.max_annotation_bytes,
+    )
 
 
 @bp.post("/webhook/alertmanager")
 @require(Role.WEBHOOK)
 def alertmanager() -> Response:
-    notification = load(_schema, json_body())
-    outcome = apply(get_services(), Alerts(notification), now())
+    services = get_services()
+    notification = load(schema_for(limits_of(services.settings)), json_body())
+    outcome = apply(services, Alerts(notification), now())
     result = outcome.ingest
     assert result is not None
     notices = outcome.notices
