@@ -189,3 +189,34 @@ def test_redis_outage_answers_503_and_recovers_without_restart(tmp_path: Path) -
         stop.set()
         receiver.stop()
         store.stop()
+
+
+def test_redis_full_answers_503_and_readyz_says_it_refuses_writes() -> None:
+    """maxmemory reached (noeviction): the webhook answers a 503 envelope with
+    Retry-After, /readyz 503 naming the refusal, the log says what happened; with room
+    again, the retried delivery is applied."""
+    store = RedisServer().start()
+    receiver = Receiver({**TOKENS_ENV, "REDIS_URL": store.url}, workers=1).start()
+    client = redis.Redis.from_url(store.url, decode_responses=True)
+    url = f"{receiver.url}/webhook/alertmanager"
+    try:
+        assert requests.get(f"{receiver.url}/readyz", timeout=5).status_code == 200
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", "1")  # below what it holds: every write refused
+        body = notification("acme", "firing", "A")
+        refused = requests.post(url, json=body, headers=WEBHOOK, timeout=10)
+        assert_envelope(refused, 503)
+        assert int(refused.headers["Retry-After"]) > 0
+        ready = requests.get(f"{receiver.url}/readyz", timeout=5)
+        assert ready.status_code == 503
+        assert ready.json()["detail"]["redis"] == "refusing writes: OutOfMemoryError"
+        client.config_set("maxmemory", "0")
+        assert requests.post(url, json=body, headers=WEBHOOK, timeout=10).status_code == 200
+        assert get(receiver, "/api/v1/tenants/acme").json()["breaker"]["state"] == "open"
+        assert requests.get(f"{receiver.url}/readyz", timeout=5).status_code == 200
+        log = Path(receiver.log.name).read_text()
+        assert "store refusing writes: OutOfMemoryError" in log
+        assert "unhandled error" not in log
+    finally:
+        receiver.stop()
+        store.stop()

@@ -23,6 +23,9 @@ from receiver.store.retry import CommitConflict
 log = logging.getLogger(__name__)
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+REFUSING = (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError)
+"""A Redis that answers but refuses writes (maxmemory reached, a demoted primary): our
+fault, not the client's, so 503 and Alertmanager retries."""
 
 
 class ApiError(Exception):
@@ -75,7 +78,8 @@ def _http_error(exc: HTTPException) -> Response:
 
 
 def _store_error(exc: Exception) -> Response:
-    log.error("store unavailable: %s", exc.__class__.__name__, extra={"error": str(exc)})
+    what = "refusing writes" if isinstance(exc, REFUSING) else "unavailable"
+    log.error("store %s: %s", what, exc.__class__.__name__, extra={"error": str(exc)[:300]})
     response = envelope(503, "store unavailable; retry later")
     response.headers["Retry-After"] = "5"
     return response
@@ -101,6 +105,8 @@ def register(app: Flask) -> None:
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(redis.ResponseError, _unexpected)
+    for refusing in REFUSING:
+        app.register_error_handler(refusing, _store_error)
     app.register_error_handler(redis.RedisError, _store_error)
     app.register_error_handler(CommitConflict, _store_error)
     app.register_error_handler(Exception, _unexpected)

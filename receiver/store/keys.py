@@ -25,6 +25,7 @@ Global (`br:{_global}:...`):
 - `shared-causes` hash: fingerprint -> the latest state of a shared-cause alert
                  (`PlatformErrorRateHigh`, `TenantNoisyNeighbor`), tab-separated:
                  status, event time, last seen, alertname, tenant
+- `ready-probe`  string: `/readyz`'s test write, expiring after 10 s
 - `sweep-lock`   string: which process runs the periodic sweep now
 - `reconcile-lock` string: which process reconciles with Alertmanager this interval
 - `watchdog-alerted` string: set while a "Watchdog missing" notice is out
@@ -68,6 +69,7 @@ SLOT_DOUBTS = f"{PREFIX}:{{{GLOBAL_TAG}}}:slot-doubts"
 WATCHDOG = f"{PREFIX}:{{{GLOBAL_TAG}}}:watchdog"
 SHARED_CAUSES = f"{PREFIX}:{{{GLOBAL_TAG}}}:shared-causes"
 SWEEP_LOCK = f"{PREFIX}:{{{GLOBAL_TAG}}}:sweep-lock"
+READY_PROBE = f"{PREFIX}:{{{GLOBAL_TAG}}}:ready-probe"
 RECONCILE_LOCK = f"{PREFIX}:{{{GLOBAL_TAG}}}:reconcile-lock"
 
 WATCHDOG_ALERTED = f"{PREFIX}:{{{GLOBAL_TAG}}}:watchdog-alerted"

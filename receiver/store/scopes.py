@@ -295,6 +295,11 @@ class ScopeStore:
         pipe.zadd(k.TENANTS, {tenant_id: now}, nx=True)
         pipe.execute()
 
+    def probe_write(self, now: float) -> None:
+        """A tiny write that expires: raises if Redis refuses writes (maxmemory, a
+        read-only replica)."""
+        self.client.set(k.READY_PROBE, repr(now), px=10_000)
+
     def record_watchdog(self, now: float) -> None:
         self.client.set(k.WATCHDOG, repr(now))
 
