@@ -107,6 +107,15 @@ def _invalid(alert: Alert, settings: Settings, now: float) -> str | None:
     return None
 
 
+def _state_time(alert: Alert, now: float) -> tuple[float, int]:
+    """When an alert state began: a firing one at its start, a resolved one at its end
+    (a resolution wins a tie with the firing it ends). Of two states of one alert in
+    one payload only the later is applied, so the breaker and the stored record agree."""
+    if alert.firing:
+        return alert.starts_at_s, 0
+    return (alert.ends_at_s if alert.ends_at_s is not None else now), 1
+
+
 def _event_time(alert: Alert, now: float) -> float:
     if alert.firing or alert.ends_at_s is None:
         return now
@@ -127,6 +136,7 @@ def ingest(
     breaker_settings = settings.breaker
     by_scope: dict[str, list[Alert]] = {}
     result.rejected = list(notification.rejected)
+    latest: dict[tuple[str, str], Alert] = {}
     for alert in notification.alerts:
         reason = _invalid(alert, settings, now)
         if reason is not None:
@@ -134,7 +144,13 @@ def ingest(
             continue
         if alert.kind is Kind.WATCHDOG:
             result.watchdog = True
-        by_scope.setdefault(alert.tenant_id or PLATFORM_SCOPE, []).append(alert)
+        key = (alert.tenant_id or PLATFORM_SCOPE, alert.fingerprint)
+        known = latest.get(key)
+        if known is None or _state_time(alert, now) >= _state_time(known, now):
+            latest[key] = alert
+        result.duplicates += known is not None
+    for (scope, _), alert in latest.items():
+        by_scope.setdefault(scope, []).append(alert)
     if result.rejected:
         log.warning(
             "rejected %d alerts: %s",

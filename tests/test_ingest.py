@@ -298,3 +298,31 @@ def test_a_repeat_delivery_puts_a_lost_index_entry_back(store: ScopeStore) -> No
     store.client.zrem("br:{_global}:tenants", "acme")
     assert ingest(body, store, FULL, {}, T0 + 1).duplicates == 1
     assert store.known_tenants(0, 10) == (["acme"], 1)
+
+
+@pytest.mark.parametrize("resolved_first", [False, True])
+def test_one_alert_firing_and_resolved_in_one_payload_applies_the_later_state(
+    store: ScopeStore, resolved_first: bool
+) -> None:
+    """Same fingerprint twice: the resolution (later by time) is applied whatever the
+    order, and the breaker and the stored record agree."""
+    firing = isolate_alert("acme")["alerts"][0]
+    resolved = isolate_alert("acme", status="resolved")["alerts"][0]
+    body = isolate_alert("acme")
+    body["alerts"] = [resolved, firing] if resolved_first else [firing, resolved]
+    result = ingest(load(body), store, FULL, {}, T0 + 600)
+    assert (result.accepted, result.duplicates) == (1, 1)
+    snapshot = store.read({"acme": []}, T0 + 600)["acme"]
+    assert snapshot.breaker.firing == frozenset()
+    assert store.alerts("acme")["fp-acme"]["status"] == "resolved"
+
+
+def test_a_re_fire_after_its_resolution_in_one_payload_is_firing(store: ScopeStore) -> None:
+    """A resolved episode and a later firing one of the same alert: firing wins."""
+    old = isolate_alert("acme", status="resolved")["alerts"][0]
+    new = isolate_alert("acme", starts_at="2027-01-15T08:10:00.000Z")["alerts"][0]
+    body = isolate_alert("acme")
+    body["alerts"] = [new, old]
+    ingest(load(body), store, FULL, {}, T0 + 700)
+    assert store.read({"acme": []}, T0 + 700)["acme"].breaker.state is State.OPEN
+    assert store.alerts("acme")["fp-acme"]["status"] == "firing"
