@@ -375,3 +375,53 @@ class AlertmanagerApi:
                 if line.startswith(name + " "):
                     counts[kind] = int(float(line.split()[-1]))
         return counts["total"], counts["failed_total"]
+
+
+class Nginx(Daemon):
+    """nginx with the shipped `deploy/nginx/blast-radius.conf` in a minimal main config;
+    only its listen and upstream addresses are rewritten."""
+
+    SHIPPED_LISTEN = "listen 127.0.0.1:8081;"
+    SHIPPED_UPSTREAM = "server 127.0.0.1:8080;"
+
+    def __init__(self, upstream: str) -> None:
+        self.binary = need_binary("nginx")
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="br-nginx-"))
+        self.proc: subprocess.Popen[bytes] | None = None
+        site = (ROOT / "deploy" / "nginx" / "blast-radius.conf").read_text()
+        assert self.SHIPPED_LISTEN in site and self.SHIPPED_UPSTREAM in site
+        site = site.replace(self.SHIPPED_LISTEN, f"listen 127.0.0.1:{self.port};")
+        site = site.replace(self.SHIPPED_UPSTREAM, f"server {upstream};")
+        (self.dir / "site.conf").write_text(site)
+        temp = {name: self.dir / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}
+        for path in temp.values():
+            path.mkdir()
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        (self.dir / "nginx.conf").write_text(
+            f"{user}daemon off;\nworker_processes 1;\npid {self.dir / 'nginx.pid'};\n"
+            f"error_log {self.dir / 'error.log'} warn;\n"
+            "events { worker_connections 1024; }\n"
+            "http {\n"
+            f"  access_log off;\n"
+            f"  client_body_temp_path {temp['body']};\n"
+            f"  proxy_temp_path {temp['proxy']};\n"
+            f"  fastcgi_temp_path {temp['fastcgi']};\n"
+            f"  uwsgi_temp_path {temp['uwsgi']};\n"
+            f"  scgi_temp_path {temp['scgi']};\n"
+            f"  include {self.dir / 'site.conf'};\n"
+            "}\n"
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Nginx:
+        argv = [self.binary, "-p", str(self.dir), "-c", str(self.dir / "nginx.conf")]
+
+        def proxying() -> bool:
+            return requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
+
+        self.launch(argv, "nginx", [(proxying, 30)])
+        return self
