@@ -16,13 +16,21 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from typing import Any
+
+
+def _refuse(name: str, problem: str) -> None:
+    """A bad setting is one line on stderr and exit 1, never a traceback."""
+    sys.exit(f"blast-radius: configuration error: {name}: {problem}")
 
 
 def _workers() -> int:
     configured = os.environ.get("WEB_CONCURRENCY", "").strip()
     if configured:
+        if not configured.isdigit():
+            _refuse("WEB_CONCURRENCY", f"expected a whole number, got {configured!r}")
         return max(1, int(configured))
     if not os.environ.get("REDIS_URL"):
         return 1
@@ -56,11 +64,28 @@ logger_class = "receiver.logs.GunicornLogger"
 _OWN_METRICS_DIR = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 if _OWN_METRICS_DIR:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="blast-radius-metrics-")
+else:
+    _dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    try:
+        os.makedirs(_dir, exist_ok=True)
+    except OSError as exc:
+        _refuse("PROMETHEUS_MULTIPROC_DIR", f"cannot create {_dir!r}: {exc.strerror}")
+    if not os.access(_dir, os.W_OK):
+        _refuse("PROMETHEUS_MULTIPROC_DIR", f"{_dir!r} is not writable")
 
 
 def on_starting(server: Any) -> None:
-    """Empty the metrics directory: files of an earlier run's workers would be
-    added to this run's counters (the rule of receiver.metrics.prepare_multiprocess_dir)."""
+    """Check every setting once, in the master, so a bad one is one line and exit 1
+    rather than each worker failing to boot. Then empty the metrics directory: files
+    of an earlier run's workers would be added to this run's counters (the rule of
+    receiver.metrics.prepare_multiprocess_dir)."""
+    from receiver.config import ConfigError, load_settings
+    from receiver.tenants import RegistryError, load_registry
+
+    try:
+        load_registry(load_settings().tenants_file)
+    except (ConfigError, RegistryError) as exc:
+        sys.exit(f"blast-radius: configuration error: {exc}")
     path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     own = f"_{os.getpid()}.db"
     os.makedirs(path, exist_ok=True)

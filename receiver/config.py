@@ -242,6 +242,9 @@ def _token(env: Mapping[str, str], name: str) -> str:
     return value
 
 
+REDIS_SCHEMES = ("redis:", "rediss:", "unix:")
+
+
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build settings from `env` (default: the process environment)."""
     env = os.environ if env is None else env
@@ -286,6 +289,10 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         "redis_timeout_s": _parse(env, "REDIS_TIMEOUT_S", _positive(float), 2.0),
         "tier_hourly_cost": _parse(env, "TIER_HOURLY_COST", _costs, dict(DEFAULT_TIER_HOURLY_COST)),
     }
+    redis_url = values["redis_url"]
+    if redis_url and not redis_url.startswith(REDIS_SCHEMES):
+        schemes = ", ".join(f"{scheme}//" for scheme in REDIS_SCHEMES)
+        raise ConfigError(f"REDIS_URL: expected one of {schemes}, got {redis_url.split(':')[0]!r}")
     if values["tenants_file"] and not os.path.isfile(values["tenants_file"]):
         raise ConfigError(f"TENANTS_FILE: no such file {values['tenants_file']!r}")
     values.update(overrides)

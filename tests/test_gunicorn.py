@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +15,7 @@ import redis
 import requests
 
 from tests.conftest import ADMIN, READER, TOKENS_ENV, WEBHOOK, isolate_alert
-from tests.servers import Receiver, RedisServer, wait_for
+from tests.servers import ROOT, Receiver, RedisServer, wait_for
 
 pytestmark = pytest.mark.redis
 
@@ -122,3 +125,31 @@ def test_workers_correlate_into_one_incident(
         assert kinds.count("tenant_joined") == 8 and kinds.count("alert_firing") == 8
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("setting", "named"),
+    [
+        ({"REDIS_URL": "http://127.0.0.1:6379"}, "REDIS_URL: expected one of redis://"),
+        ({"PROMETHEUS_MULTIPROC_DIR": "/proc/blast-radius"}, "PROMETHEUS_MULTIPROC_DIR: cannot"),
+        ({"BREAKER_OPEN_TIMEOUT_S": "soon"}, "BREAKER_OPEN_TIMEOUT_S: invalid value 'soon'"),
+        ({"RECEIVER_API_TOKEN": "short"}, "RECEIVER_API_TOKEN must be at least"),
+        ({"TENANTS_FILE": "/nonexistent.yml"}, "TENANTS_FILE: no such file"),
+    ],
+    ids=["redis-url", "metrics-dir", "number", "token", "registry"],
+)
+def test_a_bad_setting_stops_gunicorn_with_one_line(setting: dict[str, str], named: str) -> None:
+    """Exit 1 with one line naming the variable, in the master, and no traceback."""
+    env = {**os.environ, **TOKENS_ENV, **setting}
+    done = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", "127.0.0.1:0"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if "configuration error" in line]
+    assert len(errors) == 1 and named in errors[0], done.stderr
+    assert "Traceback" not in done.stderr
