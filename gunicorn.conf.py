@@ -7,6 +7,7 @@ command-line flag overrides it. From the environment:
 - `WEB_CONCURRENCY`: workers; default 2 x CPUs + 1, at most 8, or 1 without
   `REDIS_URL` (the embedded store lives in one process)
 - `LOG_LEVEL` (default `info`)
+- `RECEIVER_TLS_CERT`, `RECEIVER_TLS_KEY`: PEM files; both set, gunicorn serves HTTPS
 - `PROMETHEUS_MULTIPROC_DIR`: where workers keep their metric files; emptied at
   start. Unset, a private temporary directory is used and removed at exit, so
   `/metrics` counts every worker's requests either way.
@@ -38,6 +39,16 @@ def _workers() -> int:
 
 
 bind = os.environ.get("BIND", "0.0.0.0:8080")
+
+# TLS: every call carries a bearer token, so serve HTTPS beyond loopback, here or on
+# the proxy in front (deploy/nginx/blast-radius.conf).
+certfile = os.environ.get("RECEIVER_TLS_CERT") or None
+keyfile = os.environ.get("RECEIVER_TLS_KEY") or None
+if (certfile is None) != (keyfile is None):
+    _refuse("RECEIVER_TLS_CERT", "set it together with RECEIVER_TLS_KEY, or neither")
+for _name, _path in (("RECEIVER_TLS_CERT", certfile), ("RECEIVER_TLS_KEY", keyfile)):
+    if _path is not None and not os.access(_path, os.R_OK):
+        _refuse(_name, f"cannot read {_path!r}")
 workers = _workers()
 wsgi_app = "receiver:create_app()"
 proc_name = "blast-radius"

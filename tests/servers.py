@@ -119,7 +119,13 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.env.get("RECEIVER_TLS_CERT") else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def verify(self) -> str | bool:
+        """What `requests` should trust: the receiver's own certificate, if it has one."""
+        return self.env.get("RECEIVER_TLS_CERT") or True
 
     def start(self) -> Receiver:
         self.proc = subprocess.Popen(
@@ -142,7 +148,11 @@ class Receiver:
             stderr=subprocess.STDOUT,
         )
         try:
-            wait_for(lambda: requests.get(f"{self.url}/healthz", timeout=1).ok, 30, "gunicorn")
+            wait_for(
+                lambda: requests.get(f"{self.url}/healthz", timeout=1, verify=self.verify).ok,
+                30,
+                "gunicorn",
+            )
         except TimeoutError:
             self.stop()
             raise TimeoutError(f"gunicorn did not start:\n{self.output()}") from None

@@ -153,3 +153,41 @@ def test_a_bad_setting_stops_gunicorn_with_one_line(setting: dict[str, str], nam
     errors = [line for line in done.stderr.splitlines() if "configuration error" in line]
     assert len(errors) == 1 and named in errors[0], done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_webhook_over_tls_with_a_self_signed_certificate(
+    redis_server: RedisServer, real_redis: redis.Redis, tmp_path: Path
+) -> None:
+    """RECEIVER_TLS_CERT and _KEY: gunicorn serves HTTPS, a delivery is applied, and
+    plain HTTP on the same port is not served."""
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    env = {
+        **TOKENS_ENV,
+        "REDIS_URL": redis_server.url,
+        "RECEIVER_TLS_CERT": str(cert),
+        "RECEIVER_TLS_KEY": str(key),
+    }
+    server = Receiver(env, workers=1, extra_args=("-c", "gunicorn.conf.py")).start()
+    try:
+        assert server.url.startswith("https://")
+        reply = requests.post(
+            f"{server.url}/webhook/alertmanager",
+            json=isolate_alert("acme"),
+            headers=WEBHOOK,
+            verify=str(cert),
+            timeout=10,
+        )
+        assert reply.status_code == 200 and reply.json()["accepted"] == 1
+        with pytest.raises(requests.exceptions.ConnectionError):
+            requests.get(server.url.replace("https", "http") + "/healthz", timeout=5)
+    finally:
+        server.stop()
