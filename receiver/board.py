@@ -56,6 +56,10 @@ class Signals:
     held: Mapping[str, str] = field(default_factory=dict)
     transitions: list[TransitionEvent] = field(default_factory=list)
     partial: bool = False
+    opened_at: Mapping[str, float] = field(default_factory=dict)
+    """When the committed breaker of each tenant whose replayed alert reaches the board
+    opened: a delivery retried after a crash between the breaker commit and the board
+    commit carries no transitions, so the board takes the isolation from here."""
 
     def board_keys(self) -> list[str]:
         """Delivery keys of the alerts incidents care about (isolation, platform)."""
@@ -258,6 +262,20 @@ def apply_signals(draft: Draft, signals: Signals, isolated: set[str]) -> None:
                 draft.notices.append(Notice("tenant_isolated", incident.id, event.tenant_id))
             if t.to_state is State.CLOSED:
                 draft.notices.append(Notice("tenant_restored", incident.id, event.tenant_id))
+            draft.touch(incident)
+    for tenant_id, at in signals.opened_at.items():
+        for incident in list(draft.open.values()):
+            if tenant_id not in incident.tenants or tenant_id in incident.isolated_at:
+                continue
+            incident.isolated_at[tenant_id] = at
+            incident.log(
+                at,
+                "breaker",
+                "breaker closed -> open: taken from the committed breaker "
+                "(the delivery that opened it was retried)",
+                tenant_id,
+            )
+            draft.notices.append(Notice("tenant_isolated", incident.id, tenant_id))
             draft.touch(incident)
     if signals.partial:
         for incident_id in draft.changed:

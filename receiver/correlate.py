@@ -8,8 +8,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
+from receiver.alerts import Kind
 from receiver.board import Draft, Notice, Signals, apply_signals, settle
+from receiver.breaker import ISOLATING
 from receiver.config import Settings
 from receiver.incidents import Incident, expire_alerts, tenants_cost_per_hour
 from receiver.store import ScopeStore
@@ -94,6 +97,7 @@ def update(
     keys = signals.board_keys()
     if not (tidy or signals.held or signals.transitions or incidents.unseen(keys, now)):
         return []  # a repeat of what the board already has: skip reading incidents
+    signals = replace(signals, opened_at=_opened_before(store, signals, now))
     with incidents.turn():
         for _ in attempts():
             board = incidents.board(now, delivery_keys=keys)
@@ -111,6 +115,24 @@ def update(
             if incidents.commit(board_change(draft, board.version), now):
                 return draft.notices
     raise CommitConflict("incident board still contended")
+
+
+def _opened_before(store: ScopeStore, signals: Signals, now: float) -> dict[str, float]:
+    """Tenants whose firing isolation alert the breakers had already applied (a retried
+    delivery) and whose breaker is open: when it opened. One read, and only then."""
+    replayed = {
+        scope
+        for scope, alert in signals.alerts
+        if alert.kind is Kind.ISOLATE and alert.firing and alert.delivery_key not in signals.fresh
+    }
+    if not replayed:
+        return {}
+    snapshots = store.read({tenant: [] for tenant in sorted(replayed)}, now)
+    return {
+        tenant: snapshot.breaker.opened_at
+        for tenant, snapshot in snapshots.items()
+        if snapshot.breaker.state in ISOLATING and snapshot.breaker.opened_at is not None
+    }
 
 
 def prune(incidents: IncidentStore, settings: Settings, now: float) -> int:

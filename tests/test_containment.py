@@ -13,6 +13,7 @@ import redis
 from receiver.breaker import State, TransitionEvent
 from receiver.config import BreakerSettings, Settings
 from receiver.incidents import Incident, Priority, Scope
+from receiver.ingest import ingest
 from receiver.pipeline import Alerts, Tick, apply
 from receiver.postmortem import render
 from receiver.schemas import NotificationSchema
@@ -242,3 +243,20 @@ def test_a_shared_failure_without_a_culprit_isolates_nobody(pipe: Pipeline) -> N
     assert not pipe.platform_incident().is_open
     assert all(pipe.state(tenant) is State.CLOSED for tenant in TENANTS)
     assert all(pipe.store.transitions(t, 10)[0].suppressed for t in TENANTS)
+
+
+def test_a_delivery_retried_after_a_crash_between_commits_brings_the_incident_up(
+    pipe: Pipeline,
+) -> None:
+    """The breakers committed, then the process died before the board: the retried
+    delivery is all duplicates, yet the incident gets the isolation, its time, its
+    timeline entry and the 'tenant isolated' notice."""
+    body = load(isolate_alert("t1"))
+    ingest(body, pipe.store, SETTINGS, REGISTRY, T0)  # the breaker commit, then the crash
+    assert pipe.state("t1") is State.OPEN
+    retried = apply(pipe.services, Alerts(body), T0 + 10)
+    assert (retried.transitions, retried.ingest and retried.ingest.duplicates) == ([], 1)
+    assert ("tenant_isolated", "t1") in {(n.kind, n.tenant_id) for n in retried.notices}
+    (incident,) = pipe.incidents.get_many(pipe.incidents.ids_since(T0 - 1), timeline=True).values()
+    assert incident.isolated_at == {"t1": T0}
+    assert any("taken from the committed breaker" in e.message for e in incident.timeline)
