@@ -43,6 +43,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             settings.webhook_token,
             settings.api_token,
             settings.admin_token,
+            settings.metrics_token,
             *notify.pagerduty_routing_keys.values(),
             notify.slack_webhook_url,
             notify.smtp_password,

@@ -103,6 +103,8 @@ class Settings:
     """Tenants isolated up to this long before a shared cause started are released."""
     notify: NotifySettings = field(default_factory=NotifySettings)
     max_body_bytes: int = 10 * 1024 * 1024
+    metrics_token: str | None = None
+    """Bearer token `GET /metrics` asks for; unset, it is open like most exporters."""
     max_label_bytes: int = 4096
     max_annotation_bytes: int = 16384
 
@@ -245,6 +247,12 @@ def _token(env: Mapping[str, str], name: str) -> str:
 REDIS_SCHEMES = ("redis:", "rediss:", "unix:")
 
 
+def _optional_token(env: Mapping[str, str], name: str) -> str | None:
+    if not (env.get(name) or "").strip():
+        return None
+    return _token(env, name)
+
+
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build settings from `env` (default: the process environment)."""
     env = os.environ if env is None else env
@@ -279,6 +287,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         ),
         "notify": load_notify(env),
         "max_body_bytes": _parse(env, "RECEIVER_MAX_BODY_BYTES", _positive(int), 10 * 1024 * 1024),
+        "metrics_token": _optional_token(env, "METRICS_TOKEN"),
         "max_label_bytes": _parse(env, "RECEIVER_MAX_LABEL_BYTES", _positive(int), 4096),
         "max_annotation_bytes": _parse(env, "RECEIVER_MAX_ANNOTATION_BYTES", _positive(int), 16384),
         "idempotency_ttl_s": _parse(env, "RECEIVER_IDEMPOTENCY_TTL_S", _positive(float), 86400.0),

@@ -3,6 +3,7 @@ read from Redis at scrape time; once per scrape under gunicorn's workers."""
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
@@ -27,6 +28,7 @@ from receiver.breaker import State, Transition, TransitionEvent
 from receiver.config import Settings
 from tests.conftest import (
     ADMIN,
+    READER,
     T0,
     TOKENS_ENV,
     WEBHOOK,
@@ -302,3 +304,16 @@ def test_prepare_multiprocess_dir_keeps_only_this_process_files(tmp_path: Path) 
     (tmp_path / "notes.txt").write_text("kept")
     metrics.prepare_multiprocess_dir(str(tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([own.name, "notes.txt"])
+
+
+def test_metrics_token_when_set_is_asked_for(settings: Settings, redis_client: redis.Redis) -> None:
+    """With METRICS_TOKEN, /metrics is 401 in the envelope without it and 200 with it;
+    the other tokens do not open it."""
+    guarded = dataclasses.replace(settings, metrics_token="metrics-token-for-tests-01")
+    client = create_app(
+        {"SETTINGS": guarded, "REDIS_CLIENT": redis_client, "SWEEPER": False}
+    ).test_client()
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers=READER).status_code == 401
+    reply = client.get("/metrics", headers={"Authorization": "Bearer metrics-token-for-tests-01"})
+    assert reply.status_code == 200 and b"blast_radius_webhook_requests_total" in reply.data

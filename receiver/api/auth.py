@@ -22,6 +22,8 @@ class Role(StrEnum):
     WEBHOOK = "webhook"
     READ = "read"
     ADMIN = "admin"
+    METRICS = "metrics"
+    """`GET /metrics`: open unless `METRICS_TOKEN` is set."""
 
 
 def _bearer() -> str:
@@ -38,6 +40,8 @@ def allowed(token: str, role: Role) -> bool:
     settings = get_services().settings
     if role is Role.WEBHOOK:
         return _matches(token, settings.webhook_token)
+    if role is Role.METRICS:
+        return settings.metrics_token is None or _matches(token, settings.metrics_token)
     admin = _matches(token, settings.admin_token)
     if role is Role.ADMIN:
         return admin
@@ -50,6 +54,8 @@ def require(role: Role) -> Callable[[Callable[P, R]], Callable[P, R]]:
         @functools.wraps(view)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             token = _bearer()
+            if role is Role.METRICS and get_services().settings.metrics_token is None:
+                return view(*args, **kwargs)
             if not token or not allowed(token, role):
                 raise ApiError(
                     401,

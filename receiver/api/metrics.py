@@ -8,6 +8,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+from receiver.api.auth import Role, require
 from receiver.api.deps import EXTENSION
 from receiver.metrics import WEBHOOK_DURATION, WEBHOOK_REQUESTS, build_registry
 
@@ -18,6 +19,7 @@ bp = Blueprint("metrics", __name__)
 
 
 @bp.get("/metrics")
+@require(Role.METRICS)
 def scrape() -> Response:
     registry: CollectorRegistry = current_app.extensions[REGISTRY_EXTENSION]
     encode, content_type = choose_encoder(request.headers.get("Accept", ""))
