@@ -103,6 +103,10 @@ class Settings:
     """Tenants isolated up to this long before a shared cause started are released."""
     notify: NotifySettings = field(default_factory=NotifySettings)
     max_body_bytes: int = 10 * 1024 * 1024
+    max_alert_age_s: float = 30 * 86400.0
+    """An alert that started longer ago than this is rejected (a broken clock, a forgery)."""
+    max_alert_future_s: float = 600.0
+    """An alert stamped further ahead of the receiver's clock than this is rejected."""
     metrics_token: str | None = None
     """Bearer token `GET /metrics` asks for; unset, it is open like most exporters."""
     max_label_bytes: int = 4096
@@ -288,6 +292,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         "notify": load_notify(env),
         "max_body_bytes": _parse(env, "RECEIVER_MAX_BODY_BYTES", _positive(int), 10 * 1024 * 1024),
         "metrics_token": _optional_token(env, "METRICS_TOKEN"),
+        "max_alert_age_s": _parse(env, "RECEIVER_MAX_ALERT_AGE_S", _positive(float), 2592000.0),
+        "max_alert_future_s": _parse(env, "RECEIVER_MAX_ALERT_FUTURE_S", _positive(float), 600.0),
         "max_label_bytes": _parse(env, "RECEIVER_MAX_LABEL_BYTES", _positive(int), 4096),
         "max_annotation_bytes": _parse(env, "RECEIVER_MAX_ANNOTATION_BYTES", _positive(int), 16384),
         "idempotency_ttl_s": _parse(env, "RECEIVER_IDEMPOTENCY_TTL_S", _positive(float), 86400.0),

@@ -104,6 +104,14 @@ def _invalid(alert: Alert, settings: Settings, now: float) -> str | None:
     tenant_id = alert.tenant_id
     if tenant_id is not None and not is_valid_tenant_id(tenant_id):
         return "invalid tenant_id label"
+    ahead = settings.max_alert_future_s
+    if alert.starts_at_s > now + ahead:
+        return f"startsAt more than {ahead:g}s ahead of the receiver's clock"
+    if alert.starts_at_s < now - settings.max_alert_age_s:
+        return f"startsAt more than {settings.max_alert_age_s:g}s before the receiver's clock"
+    ends = alert.ends_at_s
+    if not alert.firing and ends is not None and ends > now + ahead:
+        return f"endsAt more than {ahead:g}s ahead of the receiver's clock"
     return None
 
 

@@ -23,10 +23,16 @@ DATA = Path(__file__).parent / "data"
 WEBHOOK_TOKEN = "webhook-token-for-tests-0001"
 API_TOKEN = "api-token-for-tests-00000001"
 ADMIN_TOKEN = "admin-token-for-tests-000001"
+ANY_ALERT_TIME_S = 100 * 365 * 86400.0
+"""Tests replay alerts stamped at fixed dates (captures, T0 in 2027) against real
+clocks: their receivers accept any alert time. tests/test_alert_times.py checks the
+shipped window."""
 TOKENS_ENV = {
     "RECEIVER_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
     "RECEIVER_API_TOKEN": API_TOKEN,
     "RECEIVER_ADMIN_TOKEN": ADMIN_TOKEN,
+    "RECEIVER_MAX_ALERT_AGE_S": str(ANY_ALERT_TIME_S),
+    "RECEIVER_MAX_ALERT_FUTURE_S": str(ANY_ALERT_TIME_S),
 }
 T0 = 1_800_000_000.0
 
@@ -126,6 +132,8 @@ def settings(breaker_settings: BreakerSettings) -> Settings:
         admin_token=ADMIN_TOKEN,
         breaker=breaker_settings,
         max_body_bytes=256 * 1024,
+        max_alert_age_s=ANY_ALERT_TIME_S,
+        max_alert_future_s=ANY_ALERT_TIME_S,
     )
 
 

@@ -16,10 +16,18 @@ from receiver.schemas import NotificationSchema
 from receiver.store import ScopeStore
 from receiver.store.commit import commit_scopes
 from receiver.tenants import Tier
-from tests.conftest import T0, isolate_alert, payload
+from tests.conftest import ANY_ALERT_TIME_S, T0, isolate_alert, payload
 
 S = BreakerSettings()
-FULL = Settings("w" * 16, "a" * 16, "d" * 16, breaker=S, max_isolated_percent=100)
+FULL = Settings(
+    "w" * 16,
+    "a" * 16,
+    "d" * 16,
+    breaker=S,
+    max_isolated_percent=100,
+    max_alert_age_s=ANY_ALERT_TIME_S,
+    max_alert_future_s=ANY_ALERT_TIME_S,
+)
 load = NotificationSchema().load
 
 

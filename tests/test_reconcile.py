@@ -26,6 +26,7 @@ from receiver.services import Services
 from receiver.tenants import Tier
 from tests.conftest import (
     ADMIN_TOKEN,
+    ANY_ALERT_TIME_S,
     API_TOKEN,
     READER,
     T0,
@@ -53,7 +54,13 @@ def services_on(url: str) -> Services:
     """What the receiver's factory builds, here in the test process on the same Redis."""
     client = redis.Redis.from_url(url, decode_responses=True)
     settings = Settings(
-        WEBHOOK_TOKEN, API_TOKEN, ADMIN_TOKEN, redis_url=url, max_isolated_percent=100
+        WEBHOOK_TOKEN,
+        API_TOKEN,
+        ADMIN_TOKEN,
+        redis_url=url,
+        max_isolated_percent=100,
+        max_alert_age_s=ANY_ALERT_TIME_S,
+        max_alert_future_s=ANY_ALERT_TIME_S,
     )
     app = create_app({"SETTINGS": settings, "REDIS_CLIENT": client, "SWEEPER": False})
     services: Services = app.extensions[EXTENSION]
