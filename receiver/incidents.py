@@ -16,6 +16,8 @@ from typing import Any
 from receiver.tenants import TIER_POLICIES, Tier
 
 TIMELINE_CAP = 1000
+NOTES_CAP = 100
+"""Notes an incident takes; each is at most `schemas.NOTE_MAX_CHARS` long."""
 P0_TENANTS = 10
 P1_TENANTS = 5
 
@@ -119,6 +121,10 @@ class Incident:
     """What an hour would cost if every known tenant were affected."""
     escalation_level: int = 0
     notes: list[dict[str, Any]] = field(default_factory=list)
+    """The notes loaded with the incident (none when loaded for a change), then those
+    added since; like the timeline, the store keeps them in a list of their own."""
+    notes_count: int = 0
+    stored_notes: int = 0
     postmortem: dict[str, Any] = field(default_factory=dict)
     timeline: list[Event] = field(default_factory=list)
     """The events loaded with the incident (none when loaded for a change), then
@@ -128,6 +134,18 @@ class Incident:
 
     def log(self, at: float, kind: str, message: str, tenant_id: str | None = None) -> None:
         self.timeline.append(Event(at, kind, message, tenant_id))
+
+    def add_note(self, at: float, author: str | None, text: str) -> bool:
+        """False when the incident already has `NOTES_CAP` notes."""
+        if self.notes_count >= NOTES_CAP:
+            return False
+        self.notes.append({"at": at, "author": author, "text": text})
+        self.notes_count += 1
+        self.log(at, "note", f"note by {author or 'operator'}")
+        return True
+
+    def new_notes(self) -> list[dict[str, Any]]:
+        return self.notes[self.stored_notes :]
 
     def new_events(self) -> list[Event]:
         """Events to store: at most the cap, keeping the first (how a new incident
@@ -145,11 +163,12 @@ class Incident:
         the cost of a delivery that changes a large incident."""
         data = self.document()
         data["timeline"] = [dict(vars(event)) for event in _capped(self.timeline)]
+        data["notes"] = [dict(note) for note in self.notes]
         return data
 
     def document(self) -> dict[str, Any]:
         """Plain data for JSON without the timeline, which is stored on its own."""
-        skip = ("timeline", "stored_events")
+        skip = ("timeline", "stored_events", "notes", "stored_notes")
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
         data.update(
             scope=self.scope.value,
@@ -162,7 +181,7 @@ class Incident:
             suppressed=list(self.suppressed),
             culprits={tenant: dict(figures) for tenant, figures in self.culprits.items()},
             victims=dict(self.victims),
-            notes=[dict(note) for note in self.notes],
+            notes=[],
             postmortem=json.loads(json.dumps(self.postmortem)),
             # Empty but present, for a reader that expects it (a receiver of the
             # version before, during a rolling deploy or after a rollback).
@@ -171,7 +190,12 @@ class Incident:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], stored: Sequence[Event] = ()) -> Incident:
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        stored: Sequence[Event] = (),
+        stored_notes: Sequence[dict[str, Any]] = (),
+    ) -> Incident:
         """From a stored document and the events stored beside it. A document written
         before the timeline had its own list carries its events inside: they are
         treated as new, so the next change moves them to the list."""
@@ -184,6 +208,10 @@ class Incident:
         embedded = [Event(**e) for e in values.pop("timeline", ())]
         values["timeline"] = [*stored, *embedded]
         values["stored_events"] = len(stored)
+        inside = list(values.pop("notes", ()))  # written before notes had their own list
+        values["notes"] = [*stored_notes, *inside]
+        values["stored_notes"] = len(stored_notes)
+        values.setdefault("notes_count", len(inside))
         return cls(**values)
 
 

@@ -15,6 +15,7 @@ from receiver.tenants import Tier
 MAX_LABEL_NAME = 1024
 MAX_PAGE_SIZE = 500
 TRUNCATED = "…[truncated]"
+NOTE_MAX_CHARS = 4000
 
 
 @dataclass(frozen=True)
@@ -262,7 +263,7 @@ class ByWhomSchema(Schema):
 
 
 class NoteSchema(Schema):
-    text = fields.String(required=True, validate=validate.Length(min=1, max=10_000))
+    text = fields.String(required=True, validate=validate.Length(min=1, max=NOTE_MAX_CHARS))
     author = fields.String(load_default=None, validate=validate.Length(max=200))
 
 

@@ -12,7 +12,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from receiver import create_app
+from receiver.api.deps import EXTENSION
 from receiver.config import Settings
+from receiver.incidents import NOTES_CAP
+from receiver.schemas import NOTE_MAX_CHARS
+from receiver.store import keys as k
 from receiver.sweeper import sweep_all
 from tests.conftest import ADMIN, READER, WEBHOOK, Clock, isolate_alert, payload
 
@@ -374,3 +378,26 @@ def test_a_turn_is_taken_and_given_back(fleet: Flask, redis_client: redis.Redis)
         with store.turn(wait_s=0.05) as second:
             assert not second
     assert not redis_client.exists("br:{_incidents}:turn")
+
+
+def test_notes_are_bounded_and_kept_beside_the_document(api: FlaskClient, fleet: Flask) -> None:
+    """At most NOTES_CAP notes of NOTE_MAX_CHARS each; they live in their own list, so
+    the incident's document does not grow with them; the API and postmortem show all."""
+    fail(api, "b00")
+    incident_id = incidents(api)["items"][0]["id"]
+    base = f"/api/v1/incidents/{incident_id}"
+    too_long = {"text": "x" * (NOTE_MAX_CHARS + 1)}
+    assert api.post(f"{base}/notes", json=too_long, headers=ADMIN).status_code == 422
+    store = fleet.extensions[EXTENSION].incidents.client
+    before = len(store.get(k.incident_key(incident_id)))
+    for n in range(NOTES_CAP):
+        note = {"text": f"{n:03d}" + "y" * (NOTE_MAX_CHARS - 3), "author": "asha"}
+        assert api.post(f"{base}/notes", json=note, headers=ADMIN).status_code == 200
+    full = api.post(f"{base}/notes", json={"text": "one more"}, headers=ADMIN)
+    assert full.status_code == 409 and full.get_json()["code"] == 409
+    # Notes took only a counter in the document; the timeline grew by its note events.
+    assert len(store.get(k.incident_key(incident_id))) - before < 100
+    assert store.llen(k.notes_key(incident_id)) == NOTES_CAP
+    shown = api.get(base, headers=READER).get_json()
+    assert [n["text"][:3] for n in shown["notes"]] == [f"{n:03d}" for n in range(NOTES_CAP)]
+    assert "099yyy" in api.get(f"{base}/postmortem", headers=READER).get_data(as_text=True)

@@ -17,6 +17,7 @@ from receiver.board import Notice
 from receiver.correlate import edit
 from receiver.figures import detection_latencies, stats
 from receiver.incidents import (
+    NOTES_CAP,
     RESPONSE_TEAM,
     Incident,
     Status,
@@ -151,9 +152,8 @@ def add_note(incident_id: str) -> Response:
     note = load(NoteSchema(), json_body())
 
     def change(incident: Incident) -> list[Notice]:
-        at = now()
-        incident.notes.append({"at": at, "author": note["author"], "text": note["text"]})
-        incident.log(at, "note", f"note by {note['author'] or 'operator'}")
+        if not incident.add_note(now(), note["author"], note["text"]):
+            raise ApiError(409, f"the incident has {NOTES_CAP} notes, the most it takes")
         return []
 
     return _change(incident_id, change)

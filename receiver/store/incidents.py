@@ -25,12 +25,13 @@ from receiver.incidents import TIMELINE_CAP, Event, Incident
 from receiver.store import keys as k
 
 # KEYS[1] state hash, KEYS[2] created zset, KEYS[3] resolved zset, KEYS[4] seen zset,
-# KEYS[5] outbox list, then per incident its document and its timeline list
+# KEYS[5] outbox list, then per incident its document, timeline list and notes list
 # ARGV[1] expected version, ARGV[2] now, ARGV[3] seen expiry, ARGV[4] timeline cap,
 # ARGV[5] number of delivery keys, then the keys, then the number of state field/value
 # pairs, then the pairs, then the number of outbox entries and the entries, then per
 # incident (same order as its keys): JSON ("" deletes it), created at, resolved at
-# ("" while open), the number of new timeline events and the events (JSON).
+# ("" while open), the number of new timeline events and the events (JSON), the
+# number of new notes and the notes (JSON).
 # A timeline longer than twice the cap is cut to its first event and the newest ones.
 # Returns the new version, or 0 if the version moved since the caller read it.
 COMMIT_INCIDENTS = """
@@ -45,10 +46,10 @@ n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('RPUSH', KEYS[5], ARGV[i]); i = i + 1 end
-for d = 6, #KEYS, 2 do
+for d = 6, #KEYS, 3 do
   local id = string.match(KEYS[d], 'incident:(.*)$')
   if ARGV[i] == '' then
-    redis.call('DEL', KEYS[d], KEYS[d + 1])
+    redis.call('DEL', KEYS[d], KEYS[d + 1], KEYS[d + 2])
     redis.call('ZREM', KEYS[2], id)
     redis.call('ZREM', KEYS[3], id)
   else
@@ -63,6 +64,8 @@ for d = 6, #KEYS, 2 do
     redis.call('LTRIM', KEYS[d + 1], -(cap - 1), -1)
     redis.call('LPUSH', KEYS[d + 1], first)
   end
+  n = tonumber(ARGV[i]); i = i + 1
+  for _ = 1, n do redis.call('RPUSH', KEYS[d + 2], ARGV[i]); i = i + 1 end
 end
 redis.call('HSET', KEYS[1], 'version', version + 1)
 return version + 1
@@ -143,14 +146,18 @@ class IncidentStore:
         if timeline:
             for incident_id in ids:
                 pipe.lrange(k.timeline_key(incident_id), 0, -1)
+                pipe.lrange(k.notes_key(incident_id), 0, -1)
         replies = pipe.execute()
         docs: list[str | None] = replies[0]
-        events: list[list[str]] = replies[1:] if timeline else [[] for _ in ids]
+        events: list[list[str]] = replies[1::2] if timeline else [[] for _ in ids]
+        notes: list[list[str]] = replies[2::2] if timeline else [[] for _ in ids]
         return {
             incident_id: Incident.from_dict(
-                json.loads(doc), [Event(**json.loads(e)) for e in stored]
+                json.loads(doc),
+                [Event(**json.loads(e)) for e in stored],
+                [json.loads(n) for n in stored_notes],
             )
-            for incident_id, doc, stored in zip(ids, docs, events, strict=True)
+            for incident_id, doc, stored, stored_notes in zip(ids, docs, events, notes, strict=True)
             if doc
         }
 
@@ -169,14 +176,24 @@ class IncidentStore:
             args += [name, value]
         args += [len(change.outbox), *change.outbox]
         for incident_id, incident in change.put.items():
-            keys += [k.incident_key(incident_id), k.timeline_key(incident_id)]
+            keys += [
+                k.incident_key(incident_id),
+                k.timeline_key(incident_id),
+                k.notes_key(incident_id),
+            ]
             resolved = "" if incident.resolved_at is None else repr(incident.resolved_at)
             args += [json.dumps(incident.document()), repr(incident.created_at), resolved]
             new = incident.new_events()
             args += [len(new), *(json.dumps(vars(event)) for event in new)]
+            notes = incident.new_notes()
+            args += [len(notes), *(json.dumps(note) for note in notes)]
         for incident_id in change.delete:
-            keys += [k.incident_key(incident_id), k.timeline_key(incident_id)]
-            args += ["", "", "", 0]
+            keys += [
+                k.incident_key(incident_id),
+                k.timeline_key(incident_id),
+                k.notes_key(incident_id),
+            ]
+            args += ["", "", "", 0, 0]
         return bool(self._commit(keys=keys, args=args))
 
     def ids_since(self, since: float, newest_first: bool = True) -> list[str]:

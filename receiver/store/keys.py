@@ -35,6 +35,8 @@ Incidents (`br:{_incidents}:...`):
 - `incident:<id>` string: one incident as JSON, without its timeline
 - `timeline:<id>` list: the incident's timeline events as JSON, oldest first; the
                  first event and the newest are kept (trimmed in batches)
+- `notes:<id>`   list: the incident's notes as JSON, oldest first (at most
+                 `incidents.NOTES_CAP`)
 - `created`      zset: incident id scored by creation time (listing, newest first)
 - `resolved`     zset: resolved incident id scored by resolution time (retention)
 - `seen`         zset: delivery keys of alert states already applied to incidents,
@@ -97,6 +99,10 @@ def incident_key(incident_id: str) -> str:
 
 def timeline_key(incident_id: str) -> str:
     return f"{PREFIX}:{{{INCIDENTS_TAG}}}:timeline:{incident_id}"
+
+
+def notes_key(incident_id: str) -> str:
+    return f"{PREFIX}:{{{INCIDENTS_TAG}}}:notes:{incident_id}"
 
 
 def deferred_update_key(incident_id: str) -> str:
