@@ -144,7 +144,9 @@ class StateCollector:
         now = s.clock()
         state = GaugeMetricFamily(
             "blast_radius_breaker_state",
-            "1 for the tenant's current breaker state (time-based transitions applied), else 0.",
+            "1 for the tenant's current breaker state (time-based transitions applied); "
+            "one series per tenant, labelled with that state: closed, open, half_open, "
+            "forced_open or disabled.",
             labels=["tenant_id", "state"],
         )
         states: Tally[State] = Tally()
@@ -153,8 +155,7 @@ class StateCollector:
             for tenant_id in batch:
                 current, _ = tick(snapshots[tenant_id].breaker, now, s.settings.breaker)
                 states[current.state] += 1
-                for candidate in State:
-                    state.add_metric([tenant_id, candidate.value], int(candidate is current.state))
+                state.add_metric([tenant_id, current.state.value], 1)
         known = sum(states.values())
         isolated = sum(n for st, n in states.items() if st in ISOLATING)
 

@@ -100,7 +100,7 @@ def test_breaker_state_gauge_follows_the_webhook_and_the_clock(
     client.post(URL, json=isolate_alert("acme", tier="gold"), headers=WEBHOOK)
     found = scrape(client)
     assert value(found, "blast_radius_breaker_state", tenant_id="acme", state="open") == 1
-    assert value(found, "blast_radius_breaker_state", tenant_id="acme", state="closed") == 0
+    assert value(found, "blast_radius_breaker_state", tenant_id="acme", state="closed") is None
     assert value(found, "blast_radius_known_tenants") == 1
     assert value(found, "blast_radius_isolated_tenants") == 1
     assert value(found, "blast_radius_incidents_open", priority="P1") == 1
@@ -108,7 +108,7 @@ def test_breaker_state_gauge_follows_the_webhook_and_the_clock(
     clock.advance(60)
     found = scrape(client)
     assert value(found, "blast_radius_breaker_state", tenant_id="acme", state="half_open") == 1
-    assert value(found, "blast_radius_breaker_state", tenant_id="acme", state="open") == 0
+    assert value(found, "blast_radius_breaker_state", tenant_id="acme", state="open") is None
 
 
 def webhook_counters() -> dict[str, float]:
@@ -286,7 +286,7 @@ def test_gunicorn_workers_sum_counters_and_export_redis_gauges_once(
         assert value(found, "blast_radius_breaker_state", tenant_id="t00", state="forced_open") == 1
         assert value(found, "blast_radius_breaker_state", tenant_id="t01", state="open") == 1
         states = [v for (name, _), v in found.items() if name == "blast_radius_breaker_state"]
-        assert sum(states) == 24 and len(states) == 24 * len(State)
+        assert sum(states) == 24 and len(states) == 24  # one series per tenant
 
     server.stop()
     lines = [line for line in server.output().splitlines() if line.startswith("{")]
