@@ -220,3 +220,71 @@ def test_redis_full_answers_503_and_readyz_says_it_refuses_writes() -> None:
     finally:
         receiver.stop()
         store.stop()
+
+
+def test_a_worker_killed_between_commits_converges_on_the_retried_delivery(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL after the breakers of 200 tenants are committed and before the incident:
+    the retried delivery is all duplicates, yet breakers, guard slots, the incident's
+    isolations and timeline, and its notices end as if nothing had happened."""
+    store = RedisServer().start()
+    flag = tmp_path / "crash-once"
+    flag.touch()
+    env = {
+        **TOKENS_ENV,
+        "REDIS_URL": store.url,
+        "GUARD_MAX_ISOLATED_PERCENT": "100",
+        "CRASH_FLAG_FILE": str(flag),
+    }
+    receiver = Receiver(env, workers=1, app="tests.crashing:create_app()").start()
+    tenants = [f"t{i:03d}" for i in range(200)]
+    body = isolate_alert(tenants[0])
+    body["alerts"] = [
+        {**body["alerts"][0], "labels": {**body["alerts"][0]["labels"], "tenant_id": t},
+         "fingerprint": f"fp-{t}"}
+        for t in tenants
+    ]  # fmt: skip
+    url = f"{receiver.url}/webhook/alertmanager"
+    try:
+        with pytest.raises(requests.exceptions.ConnectionError):
+            requests.post(url, json=body, headers=WEBHOOK, timeout=30)
+        assert not flag.exists()
+        client = redis.Redis.from_url(store.url, decode_responses=True)
+        assert client.zcard("br:{_incidents}:created") == 0  # the board never saw it
+        retried = wait_for_ok(lambda: requests.post(url, json=body, headers=WEBHOOK, timeout=30))
+        reply = retried.json()
+        assert (reply["accepted"], reply["duplicates"], reply["transitions"]) == (0, 200, [])
+        listed = get(receiver, "/api/v1/incidents").json()["items"]
+        assert len(listed) == 1
+        incident = get(receiver, f"/api/v1/incidents/{listed[0]['id']}").json()
+        assert set(incident["tenants"]) == set(tenants)
+        assert set(incident["detection_latency_s"]) == set(tenants)
+        opened = [
+            e for e in incident["timeline"] if "taken from the committed breaker" in e["message"]
+        ]
+        assert len(opened) == 200
+        assert client.smembers("br:{_global}:isolated") == set(tenants)
+        states = {
+            t: get(receiver, f"/api/v1/tenants/{t}").json()["breaker"]["state"] for t in tenants[:5]
+        }
+        assert set(states.values()) == {"open"}
+    finally:
+        receiver.stop()
+        store.stop()
+
+
+def wait_for_ok(post: Any, timeout_s: float = 30) -> requests.Response:
+    """The first 200 of `post`, retried while gunicorn brings up a new worker."""
+    found: list[requests.Response] = []
+
+    def attempt() -> bool:
+        try:
+            response = post()
+        except requests.exceptions.ConnectionError:
+            return False
+        found.append(response)
+        return response.status_code == 200
+
+    wait_for(attempt, timeout_s, "the retried delivery")
+    return found[-1]
