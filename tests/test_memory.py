@@ -15,7 +15,7 @@ import redis
 import requests
 
 from bench.memory import Usage, deliver, payloads, registry, usage
-from tests.conftest import READER, TOKENS_ENV
+from tests.conftest import READER, TOKENS_ENV, WEBHOOK, isolate_alert
 from tests.servers import Receiver, RedisServer, wait_for
 
 pytestmark = pytest.mark.redis
@@ -122,3 +122,36 @@ def test_two_rounds_use_no_more_than_one(receiver: Receiver, real_redis: redis.R
     for kind in ("tenant state", "tenant tenant", "tenant seen"):
         assert second.keys_by_kind[kind] == TENANTS, kind
     assert second.keys_by_kind.get("tenant alerts", 0) <= TENANTS
+
+
+HOSTILE_ALERT_BOUND = 64 * 4096 + 64 * 16_384 + 64 * 1024 * 2 + 4096
+"""docs/operations.md: 64 labels of 4 KiB and 64 annotations of 16 KiB, names of up
+to 1,024 characters, and the record's own fields."""
+
+
+def test_a_hostile_alert_is_stored_within_its_bound(
+    redis_server: RedisServer, real_redis: redis.Redis
+) -> None:
+    """1 MB label values are refused and 9 MB of annotations cut, so one alert's record
+    stays under the documented bound however large the payload that carried it."""
+    env = {**TOKENS_ENV, "REDIS_URL": redis_server.url, "RECEIVER_MAX_BODY_BYTES": "20000000"}
+    server = Receiver(env, workers=1).start()
+    try:
+        base = isolate_alert("acme")["alerts"][0]
+        refused = {**base, "fingerprint": "huge-label"}
+        refused["labels"] = {**base["labels"], "detail": "x" * 1_000_000}
+        cut = {**base, "fingerprint": "huge-annotations"}
+        cut["labels"] = {**base["labels"], "alertname": "Other"}
+        cut["annotations"] = {f"a{i:02d}": "y" * 140_000 for i in range(64)}
+        body = {**isolate_alert("acme"), "alerts": [refused, cut]}
+        reply = requests.post(
+            f"{server.url}/webhook/alertmanager", json=body, headers=WEBHOOK, timeout=30
+        ).json()
+        assert (reply["accepted"], [r["fingerprint"] for r in reply["rejected"]]) == (
+            1,
+            ["huge-label"],
+        )
+        stored = real_redis.memory_usage("br:{acme}:alerts")
+        assert stored is not None and stored < HOSTILE_ALERT_BOUND
+    finally:
+        server.stop()
