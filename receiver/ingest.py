@@ -8,6 +8,7 @@ retries a scope whose version moved while it was thinking.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -312,6 +313,7 @@ def sweep(
     max_isolated_percent: float | None = None,
     shared_settle_s: float = 60.0,
     shared_release_window_s: float = 60.0,
+    confirm_after_s: float = 0.5,
 ) -> list[TransitionEvent]:
     """Record the time-based transitions that are due, even if nobody reads the state.
 
@@ -321,7 +323,9 @@ def sweep(
     shared cause holds trips back. While one fires, victims isolated just before it
     became known are released (a delivery may have raced the cause's own). Then
     repair guard slots that disagree with their breakers (a process died between a
-    commit and its slot update) once two sweeps in a row saw the same disagreement."""
+    commit and its slot update, or between taking slots and committing): a
+    disagreement seen again `confirm_after_s` later at the same breaker version is no
+    commit racing its slot update, and is repaired within this sweep."""
     events: list[TransitionEvent] = []
     observed: dict[str, tuple[int, bool]] = {}
     taken: dict[str, Slot] = {}
@@ -357,6 +361,18 @@ def sweep(
         for tenant, (version, isolating) in observed.items()
         if isolating != (tenant in holding)
     }
-    for tenant in store.slots.repair(doubts):
+    repaired = store.slots.repair(doubts)
+    doubts = {tenant: doubt for tenant, doubt in doubts.items() if tenant not in repaired}
+    if doubts:
+        time.sleep(confirm_after_s)
+        again = store.read({tenant: [] for tenant in doubts}, now)
+        holding = store.slots.isolated()
+        doubts = {
+            tenant: (version, isolating)
+            for tenant, (version, isolating) in doubts.items()
+            if again[tenant].version == version and isolating != (tenant in holding)
+        }
+        repaired += store.slots.repair(doubts) if doubts else []
+    for tenant in repaired:
         log.warning("guard slot of tenant %s repaired to match its breaker", tenant)
     return events
