@@ -14,7 +14,8 @@ from receiver.alerts import Kind
 from receiver.board import Draft, Notice, Signals, apply_signals, settle
 from receiver.breaker import ISOLATING
 from receiver.config import Settings
-from receiver.incidents import Incident, expire_alerts, tenants_cost_per_hour
+from receiver.cost import tenants_cost_per_hour
+from receiver.incidents import Incident, expire_alerts
 from receiver.store import ScopeStore
 from receiver.store.incidents import Board, BoardChange, IncidentStore
 from receiver.store.outbox import encode

@@ -8,7 +8,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from receiver.incidents import Incident, impact
+from receiver.cost import impact
+from receiver.incidents import Incident
 
 
 def detection_latencies(incident: Incident) -> dict[str, float]:

@@ -336,27 +336,3 @@ def resolve(incident: Incident, now: float, why: str) -> bool:
 def duration_s(incident: Incident, now: float) -> float:
     end = incident.resolved_at if incident.resolved_at is not None else now
     return max(0.0, end - incident.created_at)
-
-
-@dataclass(frozen=True)
-class Impact:
-    cost_per_hour: float
-    accrued: float
-    all_tenants_cost: float
-    """What the same duration would have cost with every known tenant down."""
-    avoided: float
-
-
-def tenants_cost_per_hour(tiers: Iterable[Tier], hourly_cost: Mapping[str, float]) -> float:
-    return float(sum(hourly_cost[tier.value] for tier in tiers))
-
-
-def impact(incident: Incident, now: float) -> Impact:
-    """Victims of a contained shared failure count only until it was contained."""
-    hours = duration_s(incident, now) / 3600
-    accrued = incident.cost_per_hour * hours
-    if incident.contained_at is not None:
-        victims_hours = max(0.0, incident.contained_at - incident.created_at) / 3600
-        accrued -= incident.victims_cost_per_hour * (hours - victims_hours)
-    everyone = max(incident.all_tenants_cost_per_hour, incident.cost_per_hour) * hours
-    return Impact(incident.cost_per_hour, accrued, everyone, everyone - accrued)

@@ -8,25 +8,19 @@ retries a scope whose version moved while it was thinking.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from receiver.alerts import PLATFORM_SCOPE, Alert, Kind, Notification
 from receiver.breaker import (
-    ISOLATING,
-    Action,
     TransitionEvent,
-    apply_action,
-    is_held,
     on_firing,
     on_resolved,
-    release_hold,
     tick,
     would_trip,
 )
 from receiver.causes import SharedCause
-from receiver.config import BreakerSettings, Settings
+from receiver.config import Settings
 from receiver.containment import release_victims
 from receiver.store import Change, ScopeStore, Snapshot
 from receiver.store.commit import commit_scopes
@@ -279,100 +273,3 @@ def ingest(
         result.transitions += release_victims(store, breaker_settings, cause, window_s, now)
     result.alerts = [(scope, alert) for scope, alerts in by_scope.items() for alert in alerts]
     return result
-
-
-def act(
-    store: ScopeStore,
-    tenant_id: str,
-    action: Action,
-    reason: str,
-    settings: BreakerSettings,
-    now: float,
-) -> list[TransitionEvent]:
-    """An operator's override of one tenant's breaker."""
-
-    def compute(snapshot: Snapshot) -> tuple[Change | None, list[TransitionEvent]]:
-        breaker, made = tick(snapshot.breaker, now, settings)
-        breaker, step = apply_action(breaker, action, now, reason)
-        made += step
-        if not made:
-            return None, []
-        change = Change(tenant_id, snapshot.version, breaker=breaker, transitions=made)
-        return change, [TransitionEvent(tenant_id, t) for t in made]
-
-    events: list[TransitionEvent] = commit_scopes(
-        store, {tenant_id: []}, compute, now, known=[tenant_id]
-    )[tenant_id]
-    return events
-
-
-def sweep(
-    store: ScopeStore,
-    settings: BreakerSettings,
-    now: float,
-    max_isolated_percent: float | None = None,
-    shared_settle_s: float = 60.0,
-    shared_release_window_s: float = 60.0,
-    confirm_after_s: float = 0.5,
-) -> list[TransitionEvent]:
-    """Record the time-based transitions that are due, even if nobody reads the state.
-
-    With `max_isolated_percent`, also retry trips the blast-radius guard held back:
-    a tenant whose isolation alert still fires gets the slot another tenant freed
-    (its alert will not be delivered again, so nothing else would retry it), unless a
-    shared cause holds trips back. While one fires, victims isolated just before it
-    became known are released (a delivery may have raced the cause's own). Then
-    repair guard slots that disagree with their breakers (a process died between a
-    commit and its slot update, or between taking slots and committing): a
-    disagreement seen again `confirm_after_s` later at the same breaker version is no
-    commit racing its slot update, and is repaired within this sweep."""
-    events: list[TransitionEvent] = []
-    observed: dict[str, tuple[int, bool]] = {}
-    taken: dict[str, Slot] = {}
-    cause = store.causes.read(now)
-    retry_held = max_isolated_percent is not None and cause.hold_reason(shared_settle_s) is None
-
-    def compute(snapshot: Snapshot) -> tuple[Change | None, list[TransitionEvent]]:
-        breaker, made = tick(snapshot.breaker, now, settings)
-        if retry_held and max_isolated_percent is not None and is_held(breaker, settings):
-            slot = store.slots.acquire(snapshot.scope, max_isolated_percent, now)
-            taken[snapshot.scope] = slot
-            if slot.granted:
-                breaker, step = release_hold(breaker, now)
-                made += step
-        if not made:
-            isolating = snapshot.breaker.state in ISOLATING
-            observed[snapshot.scope] = (snapshot.version, isolating)
-            return None, []
-        observed.pop(snapshot.scope, None)
-        change = Change(snapshot.scope, snapshot.version, breaker=breaker, transitions=made)
-        return change, [TransitionEvent(snapshot.scope, t) for t in made]
-
-    for batch in store.iter_known_tenants():
-        scopes: dict[str, list[str]] = {tenant: [] for tenant in batch}
-        outcome = commit_scopes(store, scopes, compute, now, taken=taken)
-        for made in outcome.values():
-            events += made
-    if cause.active:
-        events += release_victims(store, settings, cause, shared_release_window_s, now)
-    holding = store.slots.isolated()
-    doubts = {
-        tenant: (version, isolating)
-        for tenant, (version, isolating) in observed.items()
-        if isolating != (tenant in holding)
-    }
-    repaired = store.slots.repair(doubts)
-    doubts = {tenant: doubt for tenant, doubt in doubts.items() if tenant not in repaired}
-    if doubts:
-        time.sleep(confirm_after_s)
-        again = store.read({tenant: [] for tenant in doubts}, now)
-        holding = store.slots.isolated()
-        doubts = {
-            tenant: (version, isolating)
-            for tenant, (version, isolating) in doubts.items()
-            if again[tenant].version == version and isolating != (tenant in holding)
-        }
-        repaired += store.slots.repair(doubts) if doubts else []
-    for tenant in repaired:
-        log.warning("guard slot of tenant %s repaired to match its breaker", tenant)
-    return events

@@ -15,8 +15,10 @@ from receiver.board import Notice, Signals
 from receiver.breaker import Action, TransitionEvent
 from receiver.correlate import update
 from receiver.followups import LISTENERS, Listener
-from receiver.ingest import IngestResult, act, ingest, sweep
+from receiver.ingest import IngestResult, ingest
+from receiver.operator import act
 from receiver.services import Services
+from receiver.upkeep import sweep
 
 
 @dataclass(frozen=True)

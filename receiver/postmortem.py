@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from receiver.cost import impact
 from receiver.figures import detection_latencies
-from receiver.incidents import Incident, impact
+from receiver.incidents import Incident
 
 
 def _when(at: float | None) -> str:

@@ -12,7 +12,8 @@ from receiver.attribution import (
     note_victim,
     victims_downtime_s,
 )
-from receiver.incidents import Incident, IncidentAlert, Scope, impact, open_incident
+from receiver.cost import impact
+from receiver.incidents import Incident, IncidentAlert, Scope, open_incident
 
 T = 1000.0
 

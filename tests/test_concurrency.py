@@ -7,7 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from receiver.breaker import Action, State
 from receiver.config import BreakerSettings, Settings
-from receiver.ingest import act, ingest
+from receiver.ingest import ingest
+from receiver.operator import act
 from receiver.schemas import NotificationSchema
 from receiver.store import ScopeStore
 from tests.conftest import T0, isolate_alert

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import pytest
 
+from receiver.cost import impact, tenants_cost_per_hour
 from receiver.incidents import (
     Incident,
     Priority,
     Scope,
     add_tenant,
     expire_alerts,
-    impact,
     open_incident,
     priority_for,
     quiet,
     record_alert,
     resolve,
     response_sla_s,
-    tenants_cost_per_hour,
 )
 from receiver.tenants import Tier
 

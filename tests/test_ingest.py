@@ -11,11 +11,13 @@ from receiver.breaker import Action, State
 from receiver.config import BreakerSettings, Settings
 from receiver.correlate import all_tiers
 from receiver.followups import LOGGED_TRANSITIONS, log_transitions
-from receiver.ingest import act, ingest, sweep
+from receiver.ingest import ingest
+from receiver.operator import act
 from receiver.schemas import NotificationSchema
 from receiver.store import ScopeStore
 from receiver.store.commit import commit_scopes
 from receiver.tenants import Tier
+from receiver.upkeep import sweep
 from tests.conftest import ANY_ALERT_TIME_S, T0, isolate_alert, payload
 
 S = BreakerSettings()
@@ -290,7 +292,7 @@ def test_a_commit_racing_its_slot_update_is_not_repaired(
     def the_commit_lands(_: float) -> None:
         ingest(load(isolate_alert("racing")), store, FULL, {}, T0 + 1)
 
-    monkeypatch.setattr("receiver.ingest.time.sleep", the_commit_lands)
+    monkeypatch.setattr("receiver.upkeep.time.sleep", the_commit_lands)
     sweep(store, S, T0 + 1, max_isolated_percent=100)
     assert store.slots.isolated() == {"racing"}
     assert state(store, "racing") is State.OPEN

@@ -11,6 +11,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "receiver"
 
 DOMAIN = {
+    "cost",
     "alerts",
     "attribution",
     "board",
@@ -29,10 +30,12 @@ PIPELINE = {
     "followups",
     "ingest",
     "metrics",
+    "operator",
     "pipeline",
     "reconcile",
     "services",
     "sweeper",
+    "upkeep",
 }
 TOOLS = {"admission_client", "logs", "simulator", "stack", "workload"}
 """Stand on their own: the gateway's client, logging, the simulated platform, the

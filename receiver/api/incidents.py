@@ -15,21 +15,11 @@ from receiver.api.errors import ApiError
 from receiver.attribution import victims_downtime_s
 from receiver.board import Notice
 from receiver.correlate import edit
+from receiver.cost import impact
 from receiver.figures import detection_latencies, stats
-from receiver.incidents import (
-    NOTES_CAP,
-    RESPONSE_TEAM,
-    Incident,
-    Status,
-    duration_s,
-    impact,
-)
-from receiver.incidents import (
-    acknowledge as acknowledge_incident,
-)
-from receiver.incidents import (
-    resolve as resolve_incident,
-)
+from receiver.incidents import NOTES_CAP, RESPONSE_TEAM, Incident, Status, duration_s
+from receiver.incidents import acknowledge as acknowledge_incident
+from receiver.incidents import resolve as resolve_incident
 from receiver.notify.dispatch import drain_quietly
 from receiver.postmortem import render
 from receiver.schemas import (

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from receiver.incidents import Incident, highest_tier, impact
+from receiver.cost import impact
+from receiver.incidents import Incident, highest_tier
 
 EVENT_PRECEDENCE = (
     "opened",
