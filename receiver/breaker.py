@@ -45,7 +45,9 @@ class Breaker:
     firing: frozenset[str] = frozenset()
     """Fingerprints of this tenant's isolation alerts that are firing now."""
     culprit: frozenset[str] = frozenset()
-    """Those of `firing` that name this tenant as the cause of a shared failure."""
+    """Noisy-neighbour alerts that named this tenant as the cause of a shared failure:
+    kept while the breaker isolates it, even once they resolve, so the tenant is never
+    released as a mere victim of the failure it caused."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,7 @@ def _open(breaker: Breaker, at: float, reason: str) -> Step:
 
 
 def _close(breaker: Breaker, at: float, reason: str, *, clear_firing: bool = False) -> Step:
-    kept = Breaker(firing=breaker.firing, culprit=breaker.culprit)
+    kept = Breaker(firing=breaker.firing, culprit=breaker.culprit & breaker.firing)
     closed = Breaker() if clear_firing else kept
     return closed, [Transition(breaker.state, State.CLOSED, at, reason)]
 
@@ -198,7 +200,7 @@ def on_resolved(breaker: Breaker, fingerprint: str, now: float, settings: Breake
     """A resolved notification. It never closes an open breaker by itself: an
     isolated tenant has no traffic, so its healthy-looking ratio proves nothing."""
     firing = breaker.firing - {fingerprint}
-    culprit = breaker.culprit - {fingerprint}
+    culprit = breaker.culprit - {fingerprint} if breaker.state is State.CLOSED else breaker.culprit
     if breaker.state is State.CLOSED and not firing:
         return replace(breaker, firing=firing, culprit=culprit, failure_count=0), []
     return replace(breaker, firing=firing, culprit=culprit), []

@@ -224,17 +224,21 @@ def test_held_trip_is_released_when_a_slot_frees() -> None:
     assert not is_held(on_resolved(breaker, "a", T + 1, S)[0], S)
 
 
-def test_a_culprit_alert_is_remembered_and_forgotten_with_its_resolution() -> None:
-    """A noisy-neighbour alert opens the breaker and marks it a culprit until resolved."""
+def test_a_culprit_stays_one_while_isolated_and_is_forgotten_once_closed() -> None:
+    """A noisy-neighbour alert opens the breaker and marks it a culprit; its resolution
+    leaves the mark while the breaker isolates, and closing clears it."""
     breaker, made = on_firing(Breaker(), "nn", T, S, culprit=True)
     assert (breaker.state, breaker.culprit) == (State.OPEN, frozenset({"nn"}))
     assert made[0].reason == "noisy-neighbour alert nn firing"
     breaker, _ = on_resolved(breaker, "nn", T + 5, S)
     assert (breaker.state, breaker.culprit, breaker.firing) == (
         State.OPEN,
-        frozenset(),
+        frozenset({"nn"}),
         frozenset(),
     )
+    assert not is_victim_isolation(breaker, T - 1)
+    breaker, _ = tick(breaker, T + 200, S)
+    assert (breaker.state, breaker.culprit) == (State.CLOSED, frozenset())
 
 
 @pytest.mark.parametrize(

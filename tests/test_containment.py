@@ -260,3 +260,16 @@ def test_a_delivery_retried_after_a_crash_between_commits_brings_the_incident_up
     (incident,) = pipe.incidents.get_many(pipe.incidents.ids_since(T0 - 1), timeline=True).values()
     assert incident.isolated_at == {"t1": T0}
     assert any("taken from the committed breaker" in e.message for e in incident.timeline)
+
+
+def test_a_culprit_whose_alert_resolved_first_is_not_released_as_a_victim(
+    pipe: Pipeline,
+) -> None:
+    """The culprit's alert resolves while PlatformErrorRateHigh still fires: the sweep's
+    release of victims leaves the culprit isolated."""
+    pipe.deliver(platform(at=0), 0)
+    pipe.deliver(noisy("t9", at=1), 2)
+    pipe.deliver(noisy("t9", "resolved", at=1), 40)
+    pipe.sweep(45)
+    assert pipe.state("t9") is State.OPEN
+    assert all(not t.reason.startswith("released") for t in pipe.store.transitions("t9", 10))
