@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property, lru_cache
 
@@ -112,6 +112,11 @@ def label_fingerprint(labels: dict[str, str]) -> str:
     """Stand-in for a missing fingerprint: stable over the label set."""
     text = "\x00".join(f"{k}\x01{v}" for k, v in sorted(labels.items()))
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def rfc3339(at: float) -> str:
+    """Epoch seconds as Alertmanager writes times, in UTC to the millisecond."""
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 @lru_cache(maxsize=4096)

@@ -24,13 +24,20 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import requests
 from marshmallow import ValidationError
 
-from receiver.alerts import PLATFORM_SCOPE, ZERO_TIME, Alert, Kind, Notification, to_epoch
+from receiver.alerts import (
+    PLATFORM_SCOPE,
+    ZERO_TIME,
+    Alert,
+    Kind,
+    Notification,
+    rfc3339,
+    to_epoch,
+)
 from receiver.board import Notice
 from receiver.breaker import TransitionEvent
 from receiver.ingest import IngestResult
@@ -250,7 +257,7 @@ def _resolved(fingerprint: str, record: Mapping[str, Any], now: float) -> Alert 
         labels=labels,
         annotations=record.get("annotations") or {},
         starts_at=starts_at,
-        ends_at=datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")[:-6] + "Z",
+        ends_at=rfc3339(now),
         starts_at_s=moment,
         ends_at_s=now,
         fingerprint=fingerprint,

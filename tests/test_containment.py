@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import redis
 
+from receiver.alerts import rfc3339
 from receiver.breaker import State, TransitionEvent
 from receiver.config import BreakerSettings, Settings
 from receiver.incidents import Incident, Priority, Scope
@@ -30,8 +31,7 @@ load = NotificationSchema().load
 
 def stamp(offset_s: float) -> str:
     """The RFC 3339 time `offset_s` after T0 (2027-01-15T08:00:00Z)."""
-    minutes, seconds = divmod(int(offset_s), 60)
-    return f"2027-01-15T08:{minutes:02d}:{seconds:02d}.000Z"
+    return rfc3339(T0 + offset_s)
 
 
 def noisy(tenant: str, status: str = "firing", at: float = 0, **annotations: str) -> dict[str, Any]:

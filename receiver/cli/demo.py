@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import click
 
+from receiver.alerts import rfc3339
 from receiver.cli.client import DEFAULT_URL, Api, money, table
 from receiver.cli.listing import incident_table
 
@@ -20,10 +20,6 @@ FLEET = (
     + [(f"bronze-{i:02d}", "bronze") for i in range(1, 21)]
 )
 """Fifty tenants, as in a mid-sized RAG platform."""
-
-
-def _stamp(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 ERROR_RATE = {"alertname": "TenantErrorRateHigh", "action": "isolate", "severity": "critical"}
@@ -55,8 +51,8 @@ def notification(
                 "status": status,
                 "labels": labels,
                 "annotations": annotations or {"summary": f"{rule['alertname']} {tenant_id}"},
-                "startsAt": _stamp(starts_at),
-                "endsAt": _stamp(time.time()) if status == "resolved" else "0001-01-01T00:00:00Z",
+                "startsAt": rfc3339(starts_at),
+                "endsAt": rfc3339(time.time()) if status == "resolved" else "0001-01-01T00:00:00Z",
                 "generatorURL": "http://prometheus.invalid/graph",
                 "fingerprint": hashlib.blake2b(key.encode(), digest_size=8).hexdigest(),
             }
