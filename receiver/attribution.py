@@ -6,7 +6,7 @@ Pure rules over `Incident`, like `incidents`; `correlate` applies them."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from receiver.incidents import Incident
 
@@ -64,16 +64,16 @@ def note_victim(incident: Incident, tenant_id: str, since: float) -> bool:
     return True
 
 
-def contain(incident: Incident, isolated: set[str], now: float) -> bool:
+def contain(incident: Incident, isolated: Collection[str], now: float) -> bool:
     """Mark the incident contained once every alert but the culprits' own resolved
     while a culprit is isolated; True if it became contained just now."""
     if incident.contained_at is not None or not incident.culprits:
         return False
-    held = sorted(set(incident.culprits) & (isolated | set(incident.isolated_at)))
+    held = sorted(c for c in incident.culprits if c in isolated or c in incident.isolated_at)
     if not held:
         return False
-    others = [a for a in incident.alerts.values() if a.tenant_id not in incident.culprits]
-    if not others or any(a.status == "firing" and not a.expired for a in others):
+    live, total = incident.others_alerts()
+    if not total or live:
         return False
     incident.contained_at = now
     downtime = victims_downtime_s(incident)
@@ -88,7 +88,7 @@ def contain(incident: Incident, isolated: set[str], now: float) -> bool:
 
 def victims_downtime_s(incident: Incident) -> float:
     """From the first victim failing to containment (or the incident's end)."""
-    start = min(incident.victims.values(), default=incident.created_at)
+    start = incident.created_at if incident.first_victim_at is None else incident.first_victim_at
     end = incident.contained_at or incident.resolved_at
     if end is None:
         return 0.0

@@ -6,7 +6,7 @@ board; `correlate` reads it from the store and commits it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -64,6 +64,30 @@ class Signals:
     def board_keys(self) -> list[str]:
         """Delivery keys of the alerts incidents care about (isolation, platform)."""
         return [a.delivery_key for _, a in self.alerts if on_board(a)]
+
+
+def wanted(signals: Signals, culprits: Iterable[str]) -> dict[str, list[str]]:
+    """The entries of each open incident's collections that applying `signals` looks
+    at, so the store reads them together; anything else is read when asked for."""
+    tenants = list(
+        dict.fromkeys(
+            [
+                *(scope for scope, _ in signals.alerts),
+                *signals.held,
+                *(event.tenant_id for event in signals.transitions),
+                *signals.opened_at,
+            ]
+        )
+    )
+    return {
+        "tenants": tenants,
+        "alerts": [alert.fingerprint for _, alert in signals.alerts],
+        "isolated_at": tenants,
+        "victims": tenants,
+        "suppressed": list(signals.held),
+        "group_keys": [signals.group_key] if signals.group_key else [],
+        "alert_tally": [*tenants, "", *culprits],
+    }
 
 
 def is_platform_problem(alert: Alert) -> bool:
@@ -160,7 +184,9 @@ class Draft:
         return sorted(i for i, incident in self.open.items() if incident.is_open)
 
 
-def _new_alerts(draft: Draft, signals: Signals, isolated: set[str]) -> list[tuple[str, Alert]]:
+def _new_alerts(
+    draft: Draft, signals: Signals, isolated: Collection[str]
+) -> list[tuple[str, Alert]]:
     """The alerts this board has not applied yet. A replayed firing isolation alert
     counts only while its tenant is isolated: a held-back or disabled tenant's replay
     must not land in a tenant incident."""
@@ -200,7 +226,7 @@ def _record(
     )
 
 
-def apply_signals(draft: Draft, signals: Signals, isolated: set[str]) -> None:
+def apply_signals(draft: Draft, signals: Signals, isolated: Collection[str]) -> None:
     """Put a delivery's (or a sweep's) signals on the board: tenants into incidents,
     breaker transitions on their timelines; then rank and settle what changed."""
     now = draft.now
@@ -225,8 +251,7 @@ def apply_signals(draft: Draft, signals: Signals, isolated: set[str]) -> None:
         draft.join(incident, tenant_id, signals.tiers.get(tenant_id, Tier.BRONZE), reason)
         if (held := held_alerts.get(tenant_id)) is not None:
             _record(incident, held, now, tenant_id, signals.group_key)
-        if tenant_id not in incident.suppressed:
-            incident.suppressed.append(tenant_id)
+        if incident.suppressed.add(tenant_id, len(incident.suppressed)):
             incident.log(
                 now,
                 "isolation_suppressed",
@@ -313,7 +338,9 @@ def _shared(draft: Draft, signals: Signals, tenant_id: str, alert: Alert) -> Non
     _record(incident, alert, now, tenant_id, signals.group_key)
 
 
-def settle(draft: Draft, isolated: set[str], candidates: Iterable[str] | None = None) -> None:
+def settle(
+    draft: Draft, isolated: Collection[str], candidates: Iterable[str] | None = None
+) -> None:
     """Resolve quiet incidents, after the quiet period if one is set."""
     quiet_period = draft.settings.incidents.quiet_period_s
     ids = draft.changed.copy() if candidates is None else set(candidates)

@@ -11,10 +11,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from receiver.alerts import Kind
-from receiver.board import Draft, Notice, Signals, apply_signals, settle
+from receiver.board import Draft, Notice, Signals, apply_signals, settle, wanted
 from receiver.breaker import ISOLATING
 from receiver.config import Settings
-from receiver.cost import tenants_cost_per_hour
+from receiver.cost import tally_cost_per_hour, tenants_cost_per_hour
 from receiver.incidents import Incident, expire_alerts
 from receiver.store import ScopeStore
 from receiver.store.incidents import Board, BoardChange, IncidentStore
@@ -53,13 +53,11 @@ def _costs(
     taken when an incident opens and when it resolves (it walks every tenant).
     `resolved` holds tiers this delivery already resolved, so they are not read again."""
     everyone: float | None = None
+    hourly = settings.tier_hourly_cost
     for incident_id in draft.changed:
         incident = draft.open[incident_id]
-        incident.cost_per_hour = tenants_cost_per_hour(
-            incident.tenants.values(), settings.tier_hourly_cost
-        )
-        victims = [tier for tenant, tier in incident.tenants.items() if tenant in incident.victims]
-        incident.victims_cost_per_hour = tenants_cost_per_hour(victims, settings.tier_hourly_cost)
+        incident.cost_per_hour = tally_cost_per_hour(incident.tier_counts, hourly)
+        incident.victims_cost_per_hour = tally_cost_per_hour(incident.victim_tiers, hourly)
         if incident_id in draft.created or not incident.is_open:
             if everyone is None:
                 tiers = all_tiers(store, registry, resolved).values()
@@ -102,8 +100,11 @@ def update(
     with incidents.turn():
         for _ in attempts():
             board = incidents.board(now, delivery_keys=keys)
+            culprits = [c for incident in board.incidents.values() for c in incident.culprits]
+            asked = wanted(signals, culprits)
+            incidents.prefetch(board.incidents.values(), asked)
             draft = draft_of(board, settings, now)
-            isolated = store.slots.isolated()
+            isolated = store.slots.isolated_view([*asked["tenants"], *culprits])
             apply_signals(draft, signals, isolated)
             if tidy:
                 for incident in draft.open.values():

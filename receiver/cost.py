@@ -22,6 +22,11 @@ def tenants_cost_per_hour(tiers: Iterable[Tier], hourly_cost: Mapping[str, float
     return float(sum(hourly_cost[tier.value] for tier in tiers))
 
 
+def tally_cost_per_hour(tier_counts: Mapping[str, int], hourly_cost: Mapping[str, float]) -> float:
+    """The same sum, from how many tenants of each tier there are."""
+    return float(sum(hourly_cost[tier] * n for tier, n in tier_counts.items()))
+
+
 def impact(incident: Incident, now: float) -> Impact:
     """Victims of a contained shared failure count only until it was contained."""
     hours = duration_s(incident, now) / 3600

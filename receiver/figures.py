@@ -14,12 +14,17 @@ from receiver.incidents import Incident
 
 def detection_latencies(incident: Incident) -> dict[str, float]:
     """Per tenant: its first isolation alert's start -> its first isolation."""
-    latencies: dict[str, float] = {}
-    for tenant_id, isolated_at in incident.isolated_at.items():
-        starts = [a.starts_at for a in incident.alerts.values() if a.tenant_id == tenant_id]
-        if starts:
-            latencies[tenant_id] = max(0.0, isolated_at - min(starts))
-    return latencies
+    first: dict[str, float] = {}
+    for alert in incident.alerts.values():
+        if alert.tenant_id is not None and alert.tenant_id in incident.isolated_at:
+            first[alert.tenant_id] = min(
+                first.get(alert.tenant_id, alert.starts_at), alert.starts_at
+            )
+    return {
+        tenant_id: max(0.0, isolated_at - first[tenant_id])
+        for tenant_id, isolated_at in incident.isolated_at.items()
+        if tenant_id in first
+    }
 
 
 def percentile(values: Sequence[float], p: float) -> float | None:

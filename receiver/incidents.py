@@ -7,12 +7,12 @@ P2. Priority only ever rises, and every change is on the timeline.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from receiver.members import Members
 from receiver.tenants import TIER_POLICIES, Tier
 
 TIMELINE_CAP = 1000
@@ -75,8 +75,11 @@ class Event:
     tenant_id: str | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class IncidentAlert:
+    """One alert's state on an incident; replaced, never changed in place, so the
+    incident's tallies follow."""
+
     fingerprint: str
     alertname: str
     status: str
@@ -96,22 +99,23 @@ class Incident:
     status: Status = Status.OPEN
     response_sla_s: int = 8 * 3600
     sla_due_at: float = 0.0
-    tenants: dict[str, Tier] = field(default_factory=dict)
-    alerts: dict[str, IncidentAlert] = field(default_factory=dict)
-    group_keys: list[str] = field(default_factory=list)
+    tenants: Members[Tier] = field(default_factory=Members)
+    alerts: Members[IncidentAlert] = field(default_factory=Members)
+    group_keys: Members[int] = field(default_factory=Members)
+    """Alertmanager group keys seen, each with its order of arrival."""
     partial: bool = False
     acknowledged_at: float | None = None
     resolved_at: float | None = None
     quiet_since: float | None = None
     false_positive: bool = False
-    isolated_at: dict[str, float] = field(default_factory=dict)
+    isolated_at: Members[float] = field(default_factory=Members)
     """First isolation of each tenant, for detection latency (alert start -> isolation)."""
-    suppressed: list[str] = field(default_factory=list)
-    """Tenants whose isolation the blast-radius guard held back."""
+    suppressed: Members[int] = field(default_factory=Members)
+    """Tenants whose isolation the blast-radius guard held back, each with its order."""
     culprits: dict[str, dict[str, float]] = field(default_factory=dict)
     """Tenants named as the cause of a shared failure, with their shares of the shared
     load (`share`, `baseline_share`, `growth`) when the alert said."""
-    victims: dict[str, float] = field(default_factory=dict)
+    victims: Members[float] = field(default_factory=Members)
     """Tenants failing with the platform, and when each started failing."""
     contained_at: float | None = None
     """When the victims recovered with the culprits isolated."""
@@ -131,6 +135,59 @@ class Incident:
     those added since; the store keeps them in a list of their own."""
     stored_events: int = 0
     """How many of `timeline` are already stored; the rest are new."""
+    tier_counts: dict[str, int] = field(default_factory=dict)
+    """Tenants per tier, kept as they join: what priority and cost are ranked by."""
+    victim_tiers: dict[str, int] = field(default_factory=dict)
+    """Victims per tier (their cost until containment)."""
+    first_victim_at: float | None = None
+    live_alerts: int = 0
+    """Alerts firing and not expired: none left is one half of quiet."""
+    alert_tally: Members[list[int]] = field(default_factory=Members)
+    """Per tenant ("" for alerts that name none): [live alerts, all alerts]."""
+
+    def __post_init__(self) -> None:
+        self.tenants.hooks.append(self._tenant_changed)
+        self.victims.hooks.append(self._victim_changed)
+        self.alerts.hooks.append(self._alert_changed)
+
+    def _tenant_changed(self, tenant_id: str, old: Tier | None, new: Tier | None) -> None:
+        _move(self.tier_counts, old, new)
+        if old is not None and old is not new and tenant_id in self.victims:
+            _move(self.victim_tiers, old, new)
+
+    def _victim_changed(self, tenant_id: str, old: float | None, new: float | None) -> None:
+        tier = self.tenants.get(tenant_id)
+        if tier is not None and (old is None) != (new is None):
+            _move(self.victim_tiers, None if old is None else tier, None if new is None else tier)
+        if new is not None and (self.first_victim_at is None or new < self.first_victim_at):
+            self.first_victim_at = new
+
+    def _alert_changed(
+        self, fingerprint: str, old: IncidentAlert | None, new: IncidentAlert | None
+    ) -> None:
+        for alert, sign in ((old, -1), (new, 1)):
+            if alert is None:
+                continue
+            live = int(alert.status == "firing" and not alert.expired)
+            self.live_alerts += sign * live
+            key = alert.tenant_id or ""
+            tally = list(self.alert_tally.get(key) or [0, 0])
+            tally[0] += sign * live
+            tally[1] += sign
+            self.alert_tally[key] = tally
+
+    def tiers(self) -> set[Tier]:
+        """The tiers of its tenants, from the tally (no walk over the tenants)."""
+        return {Tier(tier) for tier, n in self.tier_counts.items() if n > 0}
+
+    def others_alerts(self) -> tuple[int, int]:
+        """[live, all] alerts of anyone but the culprits, from the tallies."""
+        self.alert_tally.prefetch(list(self.culprits))
+        live, total = self.live_alerts, len(self.alerts)
+        for tenant_id in self.culprits:
+            tally = self.alert_tally.get(tenant_id) or [0, 0]
+            live, total = live - tally[0], total - tally[1]
+        return live, total
 
     def log(self, at: float, kind: str, message: str, tenant_id: str | None = None) -> None:
         self.timeline.append(Event(at, kind, message, tenant_id))
@@ -151,71 +208,23 @@ class Incident:
         """Events to store: at most the cap, keeping the first (how a new incident
         began) and the newest."""
         new = self.timeline[self.stored_events :]
-        return _capped(new)
+        return capped(new)
 
     @property
     def is_open(self) -> bool:
         return self.status is not Status.RESOLVED
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON, the timeline included (the first event and the newest).
-        Built by hand: `dataclasses.asdict` deep-copies every value and was most of
-        the cost of a delivery that changes a large incident."""
-        data = self.document()
-        data["timeline"] = [dict(vars(event)) for event in _capped(self.timeline)]
-        data["notes"] = [dict(note) for note in self.notes]
-        return data
 
-    def document(self) -> dict[str, Any]:
-        """Plain data for JSON without the timeline, which is stored on its own."""
-        skip = ("timeline", "stored_events", "notes", "stored_notes")
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
-        data.update(
-            scope=self.scope.value,
-            priority=self.priority.value,
-            status=self.status.value,
-            tenants={tenant: tier.value for tenant, tier in self.tenants.items()},
-            alerts={fp: dict(vars(alert)) for fp, alert in self.alerts.items()},
-            group_keys=list(self.group_keys),
-            isolated_at=dict(self.isolated_at),
-            suppressed=list(self.suppressed),
-            culprits={tenant: dict(figures) for tenant, figures in self.culprits.items()},
-            victims=dict(self.victims),
-            notes=[],
-            postmortem=json.loads(json.dumps(self.postmortem)),
-            # Empty but present, for a reader that expects it (a receiver of the
-            # version before, during a rolling deploy or after a rollback).
-            timeline=[],
-        )
-        return data
-
-    @classmethod
-    def from_dict(
-        cls,
-        data: Mapping[str, Any],
-        stored: Sequence[Event] = (),
-        stored_notes: Sequence[dict[str, Any]] = (),
-    ) -> Incident:
-        """From a stored document and the events stored beside it. A document written
-        before the timeline had its own list carries its events inside: they are
-        treated as new, so the next change moves them to the list."""
-        values = dict(data)
-        values["scope"] = Scope(values["scope"])
-        values["priority"] = Priority(values["priority"])
-        values["status"] = Status(values["status"])
-        values["tenants"] = {t: Tier(tier) for t, tier in values["tenants"].items()}
-        values["alerts"] = {f: IncidentAlert(**a) for f, a in values["alerts"].items()}
-        embedded = [Event(**e) for e in values.pop("timeline", ())]
-        values["timeline"] = [*stored, *embedded]
-        values["stored_events"] = len(stored)
-        inside = list(values.pop("notes", ()))  # written before notes had their own list
-        values["notes"] = [*stored_notes, *inside]
-        values["stored_notes"] = len(stored_notes)
-        values.setdefault("notes_count", len(inside))
-        return cls(**values)
+def _move(counts: dict[str, int], old: Tier | None, new: Tier | None) -> None:
+    if old is not None:
+        counts[old.value] = counts.get(old.value, 0) - 1
+        if counts[old.value] <= 0:
+            del counts[old.value]
+    if new is not None:
+        counts[new.value] = counts.get(new.value, 0) + 1
 
 
-def _capped(events: list[Event]) -> list[Event]:
+def capped(events: list[Event]) -> list[Event]:
     if len(events) <= TIMELINE_CAP:
         return events
     return events[:1] + events[-(TIMELINE_CAP - 1) :]
@@ -235,15 +244,16 @@ def open_incident(incident_id: str, scope: Scope, title: str, now: float) -> Inc
 
 def reprioritize(incident: Incident, now: float) -> None:
     """Raise priority (never lower it) as tenants join; the SLA due time tightens with it."""
-    tiers = list(incident.tenants.values())
-    wanted = priority_for(tiers, len(tiers))
+    tiers = incident.tiers()
+    count = len(incident.tenants)
+    wanted = priority_for(tiers, count)
     order = list(Priority)
     if order.index(wanted) < order.index(incident.priority):
         incident.log(
             now,
             "priority_changed",
             f"priority raised {incident.priority.value} -> {wanted.value} "
-            f"({len(tiers)} tenants, highest tier {highest_tier(tiers)})",
+            f"({count} tenants, highest tier {highest_tier(tiers)})",
         )
         incident.priority = wanted
     sla = response_sla_s(incident.priority, tiers)
@@ -287,18 +297,20 @@ def record_alert(
     incident.alerts[fingerprint] = IncidentAlert(
         fingerprint, alertname, status, starts_at, now, tenant_id
     )
-    if group_key and group_key not in incident.group_keys:
-        incident.group_keys.append(group_key)
+    if group_key:
+        incident.group_keys.add(group_key, len(incident.group_keys))
     if firing:
         incident.quiet_since = None
 
 
 def expire_alerts(incident: Incident, now: float, timeout_s: float) -> list[str]:
     """Firing alerts with no word for `timeout_s` (silenced ones never resolve) expire."""
-    expired = []
-    for alert in incident.alerts.values():
+    expired: list[str] = []
+    if not incident.live_alerts:
+        return expired
+    for alert in list(incident.alerts.values()):
         if alert.status == "firing" and not alert.expired and now - alert.updated_at >= timeout_s:
-            alert.expired = True
+            incident.alerts[alert.fingerprint] = replace(alert, expired=True)
             expired.append(alert.fingerprint)
             incident.log(
                 now,
@@ -311,8 +323,11 @@ def expire_alerts(incident: Incident, now: float, timeout_s: float) -> list[str]
 
 def quiet(incident: Incident, isolated: Iterable[str]) -> bool:
     """Every alert resolved (or expired) and none of its tenants isolated any more."""
-    still = set(isolated) & set(incident.tenants)
-    return not still and all(a.status == "resolved" or a.expired for a in incident.alerts.values())
+    if incident.live_alerts:
+        return False
+    isolated = list(isolated)
+    incident.tenants.prefetch(isolated)
+    return not any(tenant_id in incident.tenants for tenant_id in isolated)
 
 
 def acknowledge(incident: Incident, now: float, who: str) -> bool:

@@ -61,7 +61,8 @@ def test_contained_once_every_other_alert_resolved_with_the_culprit_isolated() -
     inc = incident()
     name_culprit(inc, "t9", {}, T)
     note_victim(inc, "t1", T + 2)
-    inc.alerts = {"nn": alert("nn", "t9"), "p": alert("p", None), "v": alert("v", "t1")}
+    for fingerprint, tenant in (("nn", "t9"), ("p", None), ("v", "t1")):
+        inc.alerts[fingerprint] = alert(fingerprint, tenant)
     assert not contain(inc, {"t9"}, T + 30)
     inc.alerts["p"] = alert("p", None, "resolved")
     inc.alerts["v"] = alert("v", "t1", "resolved")

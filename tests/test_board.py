@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from receiver.board import SHARED_FAILURE, Draft, Signals, apply_signals, settle
 from receiver.breaker import State, Transition, TransitionEvent
 from receiver.config import Settings
@@ -46,7 +48,7 @@ def test_held_trips_open_a_platform_incident_instead() -> None:
     signals.held = {"t1": "shared cause firing"}
     apply_signals(d, signals, isolated=set())
     (incident,) = d.open.values()
-    assert (incident.scope, incident.title, incident.suppressed) == (
+    assert (incident.scope, incident.title, list(incident.suppressed)) == (
         Scope.PLATFORM,
         SHARED_FAILURE,
         ["t1"],
@@ -67,8 +69,8 @@ def test_an_incident_settles_once_quiet() -> None:
     d = draft()
     apply_signals(d, firing("t1"), isolated={"t1"})
     (incident,) = d.open.values()
-    for alert in incident.alerts.values():
-        alert.status = "resolved"
+    for alert in list(incident.alerts.values()):
+        incident.alerts[alert.fingerprint] = replace(alert, status="resolved")
     closed = TransitionEvent("t1", Transition(State.HALF_OPEN, State.CLOSED, T0 + 120, "ok"))
     later = Draft({}, dict(d.open), frozenset(), SETTINGS, T0 + 120)
     apply_signals(later, Signals(transitions=[closed]), isolated=set())

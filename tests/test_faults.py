@@ -258,7 +258,9 @@ def test_a_worker_killed_between_commits_converges_on_the_retried_delivery(
         listed = get(receiver, "/api/v1/incidents").json()["items"]
         assert len(listed) == 1
         incident = get(receiver, f"/api/v1/incidents/{listed[0]['id']}").json()
-        assert set(incident["tenants"]) == set(tenants)
+        members = get(receiver, f"/api/v1/incidents/{listed[0]['id']}/tenants?per_page=500")
+        assert {t["tenant_id"] for t in members.json()["items"]} == set(tenants)
+        assert incident["tenants_total"] == len(tenants)
         assert set(incident["detection_latency_s"]) == set(tenants)
         opened = [
             e for e in incident["timeline"] if "taken from the committed breaker" in e["message"]

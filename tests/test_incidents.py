@@ -128,25 +128,3 @@ def test_cost_per_hour_sums_tiers() -> None:
     """Per-hour cost is the sum of the affected tenants' tier costs."""
     costs = {"platinum": 150_000, "gold": 60_000, "silver": 25_000, "bronze": 5_000}
     assert tenants_cost_per_hour([P, G, B, B], costs) == 220_000
-
-
-def test_round_trip_through_json() -> None:
-    """What the store writes, it reads back unchanged."""
-    incident = open_incident("INC-1", Scope.PLATFORM, "x", T)
-    add_tenant(incident, "a", G, T, "why")
-    record_alert(incident, "fp", "X", True, T, T, "a", "gk")
-    assert Incident.from_dict(incident.to_dict()) == incident
-
-
-def test_notes_inside_an_old_document_move_to_their_list_on_the_next_change() -> None:
-    """A document written before notes had their own list: its notes count as new."""
-    from receiver.incidents import Incident, Scope, open_incident
-
-    old = open_incident("INC-1", Scope.TENANT, "t", 1000.0).document()
-    old["notes"] = [{"at": 1001.0, "author": "asha", "text": "before"}]
-    del old["notes_count"]
-    incident = Incident.from_dict(old)
-    assert (incident.notes_count, incident.new_notes()) == (1, old["notes"])
-    assert incident.add_note(1002.0, None, "after")
-    assert [n["text"] for n in incident.new_notes()] == ["before", "after"]
-    assert incident.document()["notes"] == [] and incident.document()["notes_count"] == 2

@@ -327,7 +327,8 @@ def test_the_timeline_is_appended_beside_the_incident_and_capped(
         fail(api, f"b{i:02d}")
     incident_id = incidents(api)["items"][0]["id"]
     doc = json.loads(redis_client.get(f"br:{{_incidents}}:incident:{incident_id}"))  # type: ignore[arg-type]
-    assert doc["timeline"] == [] and len(doc["tenants"]) == 8
+    assert "timeline" not in doc and "tenants" not in doc and doc["counts"]["tenants"] == 8
+    assert redis_client.hlen(f"br:{{_incidents}}:tenants:{incident_id}") == 8
     stored = redis_client.lrange(f"br:{{_incidents}}:timeline:{incident_id}", 0, -1)
     assert 5 <= len(stored) <= 10  # type: ignore[arg-type]
     assert json.loads(stored[0])["kind"] == "opened"  # type: ignore[index]
@@ -336,26 +337,36 @@ def test_the_timeline_is_appended_beside_the_incident_and_capped(
     assert any(e["tenant_id"] == "b07" for e in shown)
 
 
-def test_an_incident_with_its_timeline_inside_moves_it_out_on_the_next_change(
+def test_an_incident_stored_whole_in_its_document_moves_out_on_the_next_change(
     api: FlaskClient, redis_client: redis.Redis
 ) -> None:
-    """Incidents stored with the timeline inside their document still show it, and the
-    next change moves those events to the list."""
-    fail(api, "b00")
+    """An incident stored the old way, timeline and collections inside its document,
+    still shows the same, and the next change moves them to their lists and hashes."""
+    fail(api, "b00", "b01")
     incident_id = incidents(api)["items"][0]["id"]
     doc_key = f"br:{{_incidents}}:incident:{incident_id}"
     list_key = f"br:{{_incidents}}:timeline:{incident_id}"
-    before = api.get(f"/api/v1/incidents/{incident_id}", headers=READER).get_json()["timeline"]
+    before = api.get(f"/api/v1/incidents/{incident_id}", headers=READER).get_json()
     doc = json.loads(redis_client.get(doc_key))  # type: ignore[arg-type]
+    for name in ("layout", "counts", "tier_counts", "victim_tiers", "live_alerts"):
+        doc.pop(name)
     doc["timeline"] = [json.loads(e) for e in redis_client.lrange(list_key, 0, -1)]  # type: ignore[union-attr]
+    doc["tenants"] = dict(before["tenants"])
+    doc["alerts"] = {a["fingerprint"]: a for a in before["alerts"]}
+    for name in ("isolated_at", "victims", "suppressed", "group_keys"):
+        doc[name] = before[name]
+    parts = redis_client.keys(f"br:{{_incidents}}:*:{incident_id}")
+    redis_client.delete(*[p for p in parts if p != doc_key])  # type: ignore[union-attr]
     redis_client.set(doc_key, json.dumps(doc))
-    redis_client.delete(list_key)
-    shown = api.get(f"/api/v1/incidents/{incident_id}", headers=READER).get_json()["timeline"]
+    shown = api.get(f"/api/v1/incidents/{incident_id}", headers=READER).get_json()
     assert shown == before
     acked = api.post(f"/api/v1/incidents/{incident_id}/acknowledge", headers=ADMIN).get_json()
-    assert [e["kind"] for e in acked["timeline"]] == [e["kind"] for e in before] + ["acknowledged"]
-    assert json.loads(redis_client.get(doc_key))["timeline"] == []  # type: ignore[arg-type]
-    assert redis_client.llen(list_key) == len(before) + 1
+    kinds = [e["kind"] for e in before["timeline"]]
+    assert [e["kind"] for e in acked["timeline"]] == [*kinds, "acknowledged"]
+    assert acked["tenants"] == before["tenants"] and acked["alerts"] == before["alerts"]
+    assert "tenants" not in json.loads(redis_client.get(doc_key))  # type: ignore[arg-type]
+    assert redis_client.llen(list_key) == len(before["timeline"]) + 1
+    assert redis_client.hlen(f"br:{{_incidents}}:tenants:{incident_id}") == 2
 
 
 def test_a_turn_never_released_delays_the_board_but_does_not_block_it(

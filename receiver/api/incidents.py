@@ -17,6 +17,7 @@ from receiver.board import Notice
 from receiver.correlate import edit
 from receiver.cost import impact
 from receiver.figures import detection_latencies, stats
+from receiver.incident_doc import to_dict
 from receiver.incidents import NOTES_CAP, RESPONSE_TEAM, Incident, Status, duration_s
 from receiver.incidents import acknowledge as acknowledge_incident
 from receiver.incidents import resolve as resolve_incident
@@ -27,6 +28,7 @@ from receiver.schemas import (
     FalsePositiveSchema,
     IncidentQuery,
     NoteSchema,
+    PageSchema,
     PostmortemSchema,
     StatsQuery,
 )
@@ -35,7 +37,7 @@ bp = Blueprint("incidents", __name__, url_prefix="/api/v1")
 
 
 def incident_out(incident: Incident, at: float, full: bool = True) -> dict[str, Any]:
-    data = incident.to_dict()
+    data = to_dict(incident)
     cost = impact(incident, at)
     data["duration_s"] = duration_s(incident, at)
     data["victims_downtime_s"] = victims_downtime_s(incident)
@@ -107,6 +109,32 @@ def get_incident(incident_id: str) -> Response:
     if incident is None:
         raise ApiError(404, f"no incident {incident_id}")
     return jsonify(incident_out(incident, now()))
+
+
+@bp.get("/incidents/<incident_id>/tenants")
+@require(Role.READ)
+def list_incident_tenants(incident_id: str) -> Response:
+    """Every tenant of an incident, by id, a page at a time (the incident's own
+    document lists the first ones)."""
+    page = load_query(PageSchema())
+    incident = get_services().incidents.get_many([incident_id[:64]]).get(incident_id)
+    if incident is None:
+        raise ApiError(404, f"no incident {incident_id}")
+    start = (page["page"] - 1) * page["per_page"]
+    ids = sorted(incident.tenants)[start : start + page["per_page"]]
+    items = [
+        {
+            "tenant_id": tenant_id,
+            "tier": incident.tenants[tenant_id].value,
+            "isolated_at": incident.isolated_at.get(tenant_id),
+            "victim_since": incident.victims.get(tenant_id),
+            "suppressed": tenant_id in incident.suppressed,
+            "culprit": tenant_id in incident.culprits,
+        }
+        for tenant_id in ids
+    ]
+    total = len(incident.tenants)
+    return jsonify({"items": items, "total": total, **page})
 
 
 @bp.post("/incidents/<incident_id>/acknowledge")

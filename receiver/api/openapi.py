@@ -143,6 +143,16 @@ ROUTES: list[tuple[str, str, str, str | None, Any, Any, Any, list[dict[str, Any]
         [INCIDENT],
     ),
     (
+        "get",
+        "/api/v1/incidents/{incident_id}/tenants",
+        "An incident's tenants, a page at a time",
+        "read",
+        PageSchema,
+        None,
+        outputs.IncidentTenantPage,
+        [INCIDENT],
+    ),
+    (
         "post",
         "/api/v1/incidents/{incident_id}/acknowledge",
         "Acknowledge",

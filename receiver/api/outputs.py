@@ -102,7 +102,14 @@ class IncidentOut(Out):
     acknowledged_at = fields.Float(dump_only=True, allow_none=True)
     resolved_at = fields.Float(dump_only=True, allow_none=True)
     sla_due_at = fields.Float(dump_only=True)
-    tenants = fields.Dict(keys=fields.String(), values=fields.String(), dump_only=True)
+    tenants = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        dump_only=True,
+        metadata={"description": "The first tenants by id; all of them through /tenants"},
+    )
+    tenants_total = fields.Integer(dump_only=True)
+    alerts_total = fields.Integer(dump_only=True)
     culprits = fields.Dict(
         keys=fields.String(),
         values=fields.Dict(keys=fields.String(), values=fields.Float()),
@@ -115,6 +122,22 @@ class IncidentOut(Out):
     duration_s = fields.Float(dump_only=True)
     escalation_level = fields.Integer(dump_only=True)
     timeline = fields.List(fields.Dict(), dump_only=True)
+
+
+class IncidentTenantOut(Out):
+    tenant_id = fields.String(dump_only=True)
+    tier = fields.String(dump_only=True)
+    isolated_at = fields.Float(dump_only=True, allow_none=True)
+    victim_since = fields.Float(dump_only=True, allow_none=True)
+    suppressed = fields.Boolean(dump_only=True)
+    culprit = fields.Boolean(dump_only=True)
+
+
+class IncidentTenantPage(Out):
+    items = fields.List(fields.Nested(IncidentTenantOut), dump_only=True)
+    total = fields.Integer(dump_only=True)
+    page = fields.Integer(dump_only=True)
+    per_page = fields.Integer(dump_only=True)
 
 
 class IncidentPage(Out):

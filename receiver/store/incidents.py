@@ -14,31 +14,40 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
+from receiver.incident_doc import COLLECTIONS, changes, decode_fetch, from_header, header
 from receiver.incidents import TIMELINE_CAP, Event, Incident
+from receiver.members import Fetch, Members
 from receiver.store import keys as k
 
+PARTS = tuple(COLLECTIONS)
+
 # KEYS[1] state hash, KEYS[2] created zset, KEYS[3] resolved zset, KEYS[4] seen zset,
-# KEYS[5] outbox list, then per incident its document, timeline list and notes list
+# KEYS[5] outbox list, then per incident its header, timeline list, notes list and
+# one hash per collection (`PARTS`, in that order).
 # ARGV[1] expected version, ARGV[2] now, ARGV[3] seen expiry, ARGV[4] timeline cap,
-# ARGV[5] number of delivery keys, then the keys, then the number of state field/value
+# ARGV[5] number of delivery keys, ARGV[6] number of collections, then the delivery
+# keys, then the number of state field/value
 # pairs, then the pairs, then the number of outbox entries and the entries, then per
-# incident (same order as its keys): JSON ("" deletes it), created at, resolved at
-# ("" while open), the number of new timeline events and the events (JSON), the
-# number of new notes and the notes (JSON).
+# incident (same order as its keys): header JSON ("" deletes the incident), created
+# at, resolved at ("" while open), the number of new timeline events and the events
+# (JSON), the number of new notes and the notes (JSON), then per collection the
+# number of entries written and their field/value pairs, and the number of fields
+# deleted and the fields.
 # A timeline longer than twice the cap is cut to its first event and the newest ones.
 # Returns the new version, or 0 if the version moved since the caller read it.
 COMMIT_INCIDENTS = """
 local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if version ~= tonumber(ARGV[1]) then return 0 end
 local cap = tonumber(ARGV[4])
-local i = 6
+local parts = tonumber(ARGV[6])
+local i = 7
 local n = tonumber(ARGV[5])
 if n > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[2]) end
 for _ = 1, n do redis.call('ZADD', KEYS[4], ARGV[3], ARGV[i]); i = i + 1 end
@@ -46,10 +55,11 @@ n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('RPUSH', KEYS[5], ARGV[i]); i = i + 1 end
-for d = 6, #KEYS, 3 do
+local width = 3 + parts
+for d = 6, #KEYS, width do
   local id = string.match(KEYS[d], 'incident:(.*)$')
   if ARGV[i] == '' then
-    redis.call('DEL', KEYS[d], KEYS[d + 1], KEYS[d + 2])
+    for p = d, d + width - 1 do redis.call('DEL', KEYS[p]) end
     redis.call('ZREM', KEYS[2], id)
     redis.call('ZREM', KEYS[3], id)
   else
@@ -66,6 +76,18 @@ for d = 6, #KEYS, 3 do
   end
   n = tonumber(ARGV[i]); i = i + 1
   for _ = 1, n do redis.call('RPUSH', KEYS[d + 2], ARGV[i]); i = i + 1 end
+  for p = d + 3, d + width - 1 do
+    n = 2 * tonumber(ARGV[i]); i = i + 1
+    for c = 0, n - 1, 1000 do
+      redis.call('HSET', KEYS[p], unpack(ARGV, i + c, i + math.min(c + 1000, n) - 1))
+    end
+    i = i + n
+    n = tonumber(ARGV[i]); i = i + 1
+    for c = 0, n - 1, 1000 do
+      redis.call('HDEL', KEYS[p], unpack(ARGV, i + c, i + math.min(c + 1000, n) - 1))
+    end
+    i = i + n
+  end
 end
 redis.call('HSET', KEYS[1], 'version', version + 1)
 return version + 1
@@ -121,8 +143,9 @@ class IncidentStore:
     def board(
         self, now: float, extra_ids: Iterable[str] = (), delivery_keys: Sequence[str] = ()
     ) -> Board:
-        """The state hash plus every open incident and any others asked for, and
-        which of `delivery_keys` the board has seen."""
+        """The state hash plus every open incident and any others asked for (each with
+        its collections to be fetched as needed), and which of `delivery_keys` the
+        board has seen."""
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(k.INCIDENTS_STATE)
         if delivery_keys:
@@ -134,31 +157,67 @@ class IncidentStore:
             key for key, score in zip(delivery_keys, scores, strict=True) if score and score > now
         )
         ids = list(dict.fromkeys([*json.loads(fields.get("open") or "[]"), *extra_ids]))
-        return Board(int(fields.get("version") or 0), fields, self.get_many(ids), seen)
+        return Board(int(fields.get("version") or 0), fields, self._get(ids, whole=False), seen)
+
+    def prefetch(self, incidents: Iterable[Incident], wanted: Mapping[str, Iterable[str]]) -> None:
+        """Read, in one round trip, the entries of each incident's collections that a
+        change will look at (`wanted`: collection -> keys); others come on demand."""
+        asks: list[tuple[Members[Any], str, list[str]]] = []
+        pipe = self.client.pipeline(transaction=False)
+        for incident in incidents:
+            for part, keys in wanted.items():
+                keys = [key for key in dict.fromkeys(keys)]
+                if keys:
+                    pipe.hmget(k.incident_part_key(incident.id, part), keys)
+                    asks.append((getattr(incident, part), part, keys))
+        if not asks:
+            return
+        for (members, part, keys), raw in zip(asks, pipe.execute(), strict=True):
+            decode = COLLECTIONS[part].decode
+            found = {key: decode(v) for key, v in zip(keys, raw, strict=True) if v is not None}
+            members.loaded(found, keys)
 
     def get_many(self, ids: Sequence[str], timeline: bool = False) -> dict[str, Incident]:
-        """Incidents by id; `timeline` also reads their stored timelines (to show
-        them; a change needs only the document, and new events are appended)."""
+        """Whole incidents by id; `timeline` also reads their stored timelines and notes
+        (to show them; a change needs neither, and new events are appended)."""
+        return self._get(ids, whole=True, timeline=timeline)
+
+    def _get(self, ids: Sequence[str], whole: bool, timeline: bool = False) -> dict[str, Incident]:
         if not ids:
             return {}
+        headers: list[str | None] = self.client.mget([k.incident_key(i) for i in ids])  # type: ignore[assignment]
+        found = [(i, json.loads(doc)) for i, doc in zip(ids, headers, strict=True) if doc]
         pipe = self.client.pipeline(transaction=False)
-        pipe.mget([k.incident_key(i) for i in ids])
-        if timeline:
-            for incident_id in ids:
+        for incident_id, _ in found:
+            if timeline:
                 pipe.lrange(k.timeline_key(incident_id), 0, -1)
                 pipe.lrange(k.notes_key(incident_id), 0, -1)
-        replies = pipe.execute()
-        docs: list[str | None] = replies[0]
-        events: list[list[str]] = replies[1::2] if timeline else [[] for _ in ids]
-        notes: list[list[str]] = replies[2::2] if timeline else [[] for _ in ids]
+            if whole:
+                for part in PARTS:
+                    pipe.hgetall(k.incident_part_key(incident_id, part))
+        replies = iter(pipe.execute() if len(pipe) else [])
+        incidents = {}
+        for incident_id, data in found:
+            events = [Event(**json.loads(e)) for e in next(replies)] if timeline else []
+            notes = [json.loads(n) for n in next(replies)] if timeline else []
+            entries = {part: next(replies) for part in PARTS} if whole else {}
+            fetches = None if whole else self._fetches(incident_id)
+            incidents[incident_id] = from_header(data, entries, fetches, events, notes)
+        return incidents
+
+    def _fetches(self, incident_id: str) -> dict[str, Fetch[Any]]:
+        def reader(key: str) -> Callable[[Sequence[str] | None], dict[str, str]]:
+            def read(fields: Sequence[str] | None) -> dict[str, str]:
+                if fields is None:
+                    return self.client.hgetall(key)  # type: ignore[return-value]
+                raw: list[str | None] = self.client.hmget(key, list(fields))  # type: ignore[assignment]
+                return {f: v for f, v in zip(fields, raw, strict=True) if v is not None}
+
+            return read
+
         return {
-            incident_id: Incident.from_dict(
-                json.loads(doc),
-                [Event(**json.loads(e)) for e in stored],
-                [json.loads(n) for n in stored_notes],
-            )
-            for incident_id, doc, stored, stored_notes in zip(ids, docs, events, notes, strict=True)
-            if doc
+            part: decode_fetch(part, reader(k.incident_part_key(incident_id, part)))
+            for part in PARTS
         }
 
     def commit(self, change: BoardChange, now: float) -> bool:
@@ -170,31 +229,39 @@ class IncidentStore:
             k.INCIDENTS_OUTBOX,
         ]
         args: list[Any] = [change.expected_version, repr(now), repr(now + self.seen_ttl_s)]
-        args += [TIMELINE_CAP, len(change.delivery_keys), *change.delivery_keys]
+        args += [TIMELINE_CAP, len(change.delivery_keys), len(PARTS), *change.delivery_keys]
         args.append(len(change.fields))
         for name, value in change.fields.items():
             args += [name, value]
         args += [len(change.outbox), *change.outbox]
         for incident_id, incident in change.put.items():
-            keys += [
-                k.incident_key(incident_id),
-                k.timeline_key(incident_id),
-                k.notes_key(incident_id),
-            ]
+            keys += self._keys(incident_id)
             resolved = "" if incident.resolved_at is None else repr(incident.resolved_at)
-            args += [json.dumps(incident.document()), repr(incident.created_at), resolved]
+            args += [json.dumps(header(incident)), repr(incident.created_at), resolved]
             new = incident.new_events()
             args += [len(new), *(json.dumps(vars(event)) for event in new)]
             notes = incident.new_notes()
             args += [len(notes), *(json.dumps(note) for note in notes)]
+            touched = changes(incident)
+            for part in PARTS:
+                written, deleted = touched.get(part, ({}, []))
+                args.append(len(written))
+                for name, value in written.items():
+                    args += [name, value]
+                args += [len(deleted), *deleted]
         for incident_id in change.delete:
-            keys += [
-                k.incident_key(incident_id),
-                k.timeline_key(incident_id),
-                k.notes_key(incident_id),
-            ]
-            args += ["", "", "", 0, 0]
+            keys += self._keys(incident_id)
+            args += ["", "", "", 0, 0] + [0, 0] * len(PARTS)
         return bool(self._commit(keys=keys, args=args))
+
+    @staticmethod
+    def _keys(incident_id: str) -> list[str]:
+        return [
+            k.incident_key(incident_id),
+            k.timeline_key(incident_id),
+            k.notes_key(incident_id),
+            *(k.incident_part_key(incident_id, part) for part in PARTS),
+        ]
 
     def ids_since(self, since: float, newest_first: bool = True) -> list[str]:
         if newest_first:

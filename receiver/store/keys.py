@@ -32,7 +32,13 @@ Global (`br:{_global}:...`):
 
 Incidents (`br:{_incidents}:...`):
 - `state`        hash: `version`, current open incident per scope, per-day id counters
-- `incident:<id>` string: one incident as JSON, without its timeline
+- `incident:<id>` string: one incident's header as JSON: its scalars, culprits and
+                 the tallies that rank it (tenants per tier, live alerts, counts)
+- `<part>:<id>`  hash, one per collection of the incident (`incident_doc.COLLECTIONS`):
+                 `tenants` (tenant -> tier), `alerts` (fingerprint -> JSON),
+                 `isolated_at`, `victims` (tenant -> time), `suppressed`,
+                 `group_keys` (-> order of arrival), `alert_tally` (tenant ->
+                 [live, all] alerts); a change writes only the entries it touched
 - `timeline:<id>` list: the incident's timeline events as JSON, oldest first; the
                  first event and the newest are kept (trimmed in batches)
 - `notes:<id>`   list: the incident's notes as JSON, oldest first (at most
@@ -95,6 +101,10 @@ def scope_key(scope: str, name: str) -> str:
 
 def incident_key(incident_id: str) -> str:
     return f"{PREFIX}:{{{INCIDENTS_TAG}}}:incident:{incident_id}"
+
+
+def incident_part_key(incident_id: str, part: str) -> str:
+    return f"{PREFIX}:{{{INCIDENTS_TAG}}}:{part}:{incident_id}"
 
 
 def timeline_key(incident_id: str) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 import redis
 
+from receiver.members import Members
 from receiver.store import keys as k
 
 # KEYS[1] isolated set, KEYS[2] known tenants zset
@@ -123,3 +124,23 @@ class SlotStore:
 
     def isolated(self) -> set[str]:
         return set(self.client.smembers(k.ISOLATED))  # type: ignore[arg-type]
+
+    def isolated_view(self, asked: Sequence[str]) -> Members[bool]:
+        """Who holds a slot, read for `asked` only (one round trip); any other tenant
+        asked later is read then, and a walk over all reads the whole set."""
+        asked = list(dict.fromkeys(asked))
+        pipe = self.client.pipeline(transaction=False)
+        pipe.scard(k.ISOLATED)
+        if asked:
+            pipe.smismember(k.ISOLATED, asked)
+        replies = pipe.execute()
+        found = {t: True for t, m in zip(asked, replies[1] if asked else [], strict=True) if m}
+        view = Members(found, count=replies[0], fetch=self._read_isolated)
+        view.loaded(found, asked)
+        return view
+
+    def _read_isolated(self, asked: Sequence[str] | None) -> dict[str, bool]:
+        if asked is None:
+            return dict.fromkeys(self.client.smembers(k.ISOLATED), True)  # type: ignore[arg-type]
+        members = self.client.smismember(k.ISOLATED, list(asked))
+        return {t: True for t, m in zip(asked, members, strict=True) if m}
