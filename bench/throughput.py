@@ -254,7 +254,7 @@ class Timers:
 def profile(singles: int) -> None:
     """The receiver in-process (Flask test client) on a real redis-server: where the
     time goes by step (wall clock, no profiler), then cProfile's top functions."""
-    from receiver import correlate, create_app, logs
+    from receiver import correlate, create_app, followups, logs, pipeline
     from receiver.api import webhook
     from receiver.config import load_settings
     from receiver.notify import dispatch
@@ -275,14 +275,15 @@ def profile(singles: int) -> None:
             [
                 (webhook, "json_body", "request body: json.loads"),
                 (webhook, "load", "marshmallow load (NotificationSchema)"),
-                (webhook, "ingest", "ingest (breakers)"),
+                (pipeline, "ingest", "ingest (breakers)"),
                 (SlotStore, "acquire", "  of which guard slot, 1 round trip each"),
                 (ScopeStore, "commit", "  of which ScopeStore.commit (pipelined Lua)"),
-                (webhook, "update", "correlate.update (incident board)"),
-                (IncidentStore, "board", "  of which board read + JSON decode"),
-                (IncidentStore, "commit", "  of which board commit (JSON encode + Lua)"),
+                (pipeline, "update", "correlate.update (incident board)"),
+                (IncidentStore, "board", "  of which board read (headers)"),
+                (IncidentStore, "prefetch", "  of which entries the change names"),
+                (IncidentStore, "commit", "  of which board commit (Lua)"),
                 (correlate, "all_tiers", "  of which all_tiers (every known tenant)"),
-                (webhook, "drain_quietly", "notify drain (outbox -> deliveries)"),
+                (followups, "drain_quietly", "notify drain (outbox -> deliveries)"),
                 (dispatch, "_states", "  of which breaker states of incident tenants"),
                 (webhook, "jsonify", "reply: jsonify"),
                 (ScopeStore, "read", "ScopeStore.read, any caller (pipelined)"),

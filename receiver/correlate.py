@@ -16,6 +16,7 @@ from receiver.breaker import ISOLATING
 from receiver.config import Settings
 from receiver.cost import tally_cost_per_hour, tenants_cost_per_hour
 from receiver.incidents import Incident, expire_alerts
+from receiver.metrics import BOARD_CONFLICTS
 from receiver.store import ScopeStore
 from receiver.store.incidents import Board, BoardChange, IncidentStore
 from receiver.store.outbox import encode
@@ -98,7 +99,9 @@ def update(
         return []  # a repeat of what the board already has: skip reading incidents
     signals = replace(signals, opened_at=_opened_before(store, signals, now))
     with incidents.turn():
-        for _ in attempts():
+        for attempt in attempts():
+            if attempt:
+                BOARD_CONFLICTS.inc()
             board = incidents.board(now, delivery_keys=keys)
             culprits = [c for incident in board.incidents.values() for c in incident.culprits]
             asked = wanted(signals, culprits)

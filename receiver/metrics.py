@@ -68,6 +68,10 @@ DETECTION_TO_ISOLATION = Histogram(
     "From the isolation alert's startsAt to the tenant's breaker opening.",
     buckets=(1, 2.5, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600),
 )
+BOARD_CONFLICTS = Counter(
+    "blast_radius_board_conflicts_total",
+    "Incident board changes retried because another process changed the board first.",
+)
 DELIVERIES = Counter(
     "blast_radius_notification_deliveries_total",
     "Notification delivery attempts, by channel and outcome.",

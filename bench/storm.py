@@ -1,0 +1,192 @@
+"""Storms: many tenants failing at once, one webhook each, against the floor.
+
+The receiver and `bench.floor_app` run side by side under the same gunicorn
+settings (as `bench.throughput`) on a real redis-server; 8 client threads post.
+
+Measures:
+- joins: `--tenants` new tenants, one webhook each, all joining one incident (the
+  guard off, as in `bench.throughput`): posts/s over the first and the last 1,000,
+  p99, Redis commands per join (`INFO commandstats` deltas), board conflicts
+  (`blast_radius_board_conflicts_total`);
+- repeats: the last 2,000 of those alerts posted again;
+- the storm: a fresh Redis, the shipped settings (guard on), `--tenants` tenants
+  failing at once: from the first post to every answer in and the board decided
+  (every tenant on an incident, the guard's cap isolated, the rest held back).
+
+Run: .venv/bin/python -m bench.storm [--tenants N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import redis
+import requests
+
+from bench.throughput import CONCURRENCY, WORKERS, gunicorn
+from tests.conftest import READER, TOKENS_ENV, WEBHOOK, isolate_alert
+from tests.servers import Receiver, RedisServer
+
+SEGMENT = 1000
+
+
+def post_all(url: str, bodies: list[dict[str, Any]]) -> list[tuple[float, float, int]]:
+    """Each body posted once by 8 threads in order: (start, end, status) per body."""
+    out: list[tuple[float, float, int]] = [(0.0, 0.0, 0)] * len(bodies)
+
+    def worker(offset: int) -> None:
+        with requests.Session() as session:
+            for i in range(offset, len(bodies), CONCURRENCY):
+                start = time.perf_counter()
+                status = session.post(url, json=bodies[i], headers=WEBHOOK, timeout=60).status_code
+                out[i] = (start, time.perf_counter(), status)
+
+    with ThreadPoolExecutor(CONCURRENCY) as pool:
+        list(pool.map(worker, range(CONCURRENCY)))
+    return out
+
+
+def rate(times: list[tuple[float, float, int]]) -> float:
+    return len(times) / (max(t[1] for t in times) - min(t[0] for t in times))
+
+
+def p99_ms(times: list[tuple[float, float, int]]) -> float:
+    return statistics.quantiles([t[1] - t[0] for t in times], n=100)[98] * 1000
+
+
+def commands(client: redis.Redis) -> int:
+    stats: dict[str, Any] = client.info("commandstats")  # type: ignore[assignment]
+    return sum(int(v["calls"]) for v in stats.values())
+
+
+def conflicts(url: str) -> float:
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    lines = [ln for ln in text.splitlines() if ln.startswith("blast_radius_board_conflicts_total")]
+    return sum(float(ln.split()[-1]) for ln in lines)
+
+
+def bodies(n: int, prefix: str) -> list[dict[str, Any]]:
+    return [isolate_alert(f"{prefix}{i:05d}") for i in range(n)]
+
+
+def cpu_s(server: Receiver, client: redis.Redis) -> float:
+    """CPU seconds spent so far by the gunicorn workers and redis-server: the cost of
+    the work, whatever else the machine is doing."""
+    assert server.proc is not None
+    master = server.proc.pid
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    ticks = 0
+    for pid in [master, *children]:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    info: dict[str, Any] = client.info("cpu")  # type: ignore[assignment]
+    redis_s = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+    return ticks / os.sysconf("SC_CLK_TCK") + redis_s
+
+
+def joins(tenants: int, floor_rate: float, redis_url: str) -> None:
+    """New tenants joining one incident, in three runs: the first 1,000, the middle,
+    the last 1,000; each timed, with its CPU and Redis commands."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    env = {**TOKENS_ENV, "REDIS_URL": redis_url, "GUARD_MAX_ISOLATED_PERCENT": "100"}
+    server = gunicorn("receiver:create_app()", env, WORKERS).start()
+    url = f"{server.url}/webhook/alertmanager"
+    try:
+        posts = bodies(tenants, "j")
+        parts = [posts[:SEGMENT], posts[SEGMENT:-SEGMENT], posts[-SEGMENT:]]
+        seen: list[tuple[float, float, int, list[tuple[float, float, int]]]] = []
+        for part in parts:
+            cpu, calls = cpu_s(server, client), commands(client)
+            times = post_all(url, part)
+            seen.append((cpu_s(server, client) - cpu, commands(client) - calls, 0, times))
+        failed = [t[2] for _, _, _, times in seen for t in times if t[2] != 200]
+        every = [t for _, _, _, times in seen for t in times]
+        print(f"joins, {tenants} new tenants into one incident, {CONCURRENCY} clients:")
+        print(f"  all   {rate(every):7.1f} posts/s ({rate(every) / floor_rate:.1%} of floor)")
+        for name, (cpu, calls, _, times) in (("first", seen[0]), ("last ", seen[2])):
+            print(
+                f"  {name} {SEGMENT}: {rate(times):7.1f} posts/s, p99 {p99_ms(times):.0f} ms, "
+                f"{cpu / len(times) * 1000:.2f} ms CPU and {calls / len(times):.1f} "
+                "Redis commands per join"
+            )
+        ratio = (seen[2][0] / SEGMENT) / (seen[0][0] / SEGMENT)
+        print(
+            f"  last/first CPU per join {ratio:.2f}; posts/s first/last "
+            f"{rate(seen[0][3]) / rate(seen[2][3]):.2f} (done when <= 1.2)"
+        )
+        print(f"  board conflicts {conflicts(server.url):.0f}; {len(failed)} posts not 2xx")
+        again = post_all(url, posts[-2000:])
+        print(f"repeats: {rate(again):7.1f} posts/s ({rate(again) / floor_rate:.1%} of floor)")
+    finally:
+        server.stop()
+        client.close()
+
+
+def storm(tenants: int, redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushall()
+    server = gunicorn("receiver:create_app()", {**TOKENS_ENV, "REDIS_URL": redis_url}, WORKERS)
+    server.start()
+    try:
+        posts = bodies(tenants, "s")
+        start = time.perf_counter()
+        times = post_all(f"{server.url}/webhook/alertmanager", posts)
+        answered = time.perf_counter() - start
+        failed = sum(1 for t in times if t[2] != 200)
+        listed = requests.get(
+            f"{server.url}/api/v1/incidents?per_page=100", headers=READER, timeout=30
+        ).json()["items"]
+        on_board = sum(i["tenants_total"] for i in listed if i["status"] != "resolved")
+        decided = time.perf_counter() - start
+        isolated = client.scard("br:{_global}:isolated")
+        held = sum(len(i.get("suppressed", [])) for i in listed)
+        print(f"storm, {tenants} tenants at once, shipped settings, {CONCURRENCY} clients:")
+        print(f"  all answered in {answered:.1f} s ({failed} not 2xx), decided in {decided:.1f} s")
+        print(f"  on the board {on_board}, isolated {isolated}, held back {held}")
+    finally:
+        server.stop()
+        client.close()
+
+
+def floor(redis_url: str) -> float:
+    env = {**TOKENS_ENV, "REDIS_URL": redis_url}
+    server = gunicorn("bench.floor_app:create_app()", env, WORKERS).start()
+    try:
+        times = post_all(f"{server.url}/webhook/alertmanager", bodies(4000, "f"))
+        print(f"floor: {rate(times):7.1f} posts/s, p99 {p99_ms(times):.0f} ms")
+        return rate(times)
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tenants", type=int, default=10_000)
+    parser.add_argument("--only", choices=("joins", "storm"), default=None)
+    args = parser.parse_args()
+    redis_server = RedisServer().start()
+    url = redis_server.url
+    steps: list[Callable[[], None]] = []
+    try:
+        floor_rate = floor(url)
+        if args.only in (None, "joins"):
+            steps.append(lambda: joins(args.tenants, floor_rate, url))
+        if args.only in (None, "storm"):
+            steps.append(lambda: storm(args.tenants, url))
+        for step in steps:
+            redis.Redis.from_url(url).flushall()
+            step()
+        print(f"floor again: {floor(url):7.1f} posts/s")
+    finally:
+        redis_server.stop()
+
+
+if __name__ == "__main__":
+    main()
