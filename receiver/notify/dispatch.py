@@ -117,21 +117,23 @@ def drain(hub: Hub, now: float, rounds: int = 20) -> int:
 
 def _drain_batch(hub: Hub, now: float) -> int:
     owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    if not hub.incidents.drain_lock(owner, ttl_s=30):
+    batch = hub.updates.begin(owner, 30, now, BATCH)
+    if batch is None:
         return 0
     try:
-        raw = hub.incidents.outbox(BATCH)
-        by_incident = decode(raw)
+        by_incident = decode(batch.entries)
         interval = hub.settings.notify.update_interval_s
-        due_now = hub.updates.due(now, BATCH)  # also those deferred before the interval was 0
+        # Due now: also those deferred before the interval was set to 0.
+        due_now: dict[str, set[str]] = {i: set() for i in batch.due}
+        due_now.update(hub.updates.deferred(batch.due))
         for incident_id, members in due_now.items():
             by_incident[incident_id].update(members)
-        last_sent = hub.updates.last_sent(list(by_incident)) if interval else {}
+        deferred: dict[str, tuple[set[str], float]] = {}
         for incident_id, members in list(by_incident.items()):
             if interval and _kinds(members) <= UPDATES and incident_id not in due_now:
-                due = last_sent.get(incident_id, now - interval) + interval
+                due = batch.last_sent.get(incident_id, now - interval) + interval
                 if now < due:
-                    hub.updates.defer(incident_id, members, due)
+                    deferred[incident_id] = (members, due)
                     del by_incident[incident_id]
         # A message that goes now carries what is deferred for later too.
         early = [incident_id for incident_id in by_incident if incident_id not in due_now]
@@ -144,11 +146,11 @@ def _drain_batch(hub: Hub, now: float) -> int:
                 hub.updates.sent(incident_id, now, final=True)
             else:
                 _notify(hub, incident, members, now)
-        if raw:
-            hub.incidents.outbox_done(len(raw))
-        return len(raw)
-    finally:
-        hub.incidents.drain_unlock(owner)
+    except BaseException:
+        hub.updates.unlock(batch)
+        raise
+    hub.updates.finish(batch, deferred)
+    return len(batch.entries)
 
 
 def _kinds(members: set[str]) -> set[str]:

@@ -273,13 +273,6 @@ class IncidentStore:
             k.INCIDENTS_RESOLVED, "-inf", f"({cutoff}", start=0, num=limit
         )
 
-    def outbox(self, limit: int) -> list[str]:
-        return self.client.lrange(k.INCIDENTS_OUTBOX, 0, limit - 1)  # type: ignore[return-value]
-
-    def outbox_done(self, count: int) -> None:
-        """Drop the first `count` entries, which the caller has handled."""
-        self.client.ltrim(k.INCIDENTS_OUTBOX, count, -1)
-
     @contextmanager
     def turn(self, wait_s: float | None = None, ttl_s: float = 5.0) -> Iterator[bool]:
         """Wait (up to `wait_s`) for this process's turn to change the board, so that
@@ -304,12 +297,6 @@ class IncidentStore:
         finally:
             if had:
                 self._release(keys=[k.INCIDENTS_TURN], args=[owner])
-
-    def drain_lock(self, owner: str, ttl_s: float) -> bool:
-        return bool(self.client.set(k.INCIDENTS_DRAIN_LOCK, owner, nx=True, px=int(ttl_s * 1000)))
-
-    def drain_unlock(self, owner: str) -> None:
-        self._release(keys=[k.INCIDENTS_DRAIN_LOCK], args=[owner])
 
     def unseen(self, delivery_keys: Sequence[str], now: float) -> bool:
         """Whether any of these alert states is new to the board (one round trip)."""

@@ -3,41 +3,72 @@ update per interval: when a shared failure brings tenants in one after another,
 people get one message a minute listing them, not one per tenant.
 
 Each change is one MULTI/EXEC transaction. Reads and changes happen under the
-outbox's drain lock, so one process decides at a time."""
+outbox's drain lock, so one process decides at a time; a round takes the lock and
+reads in one round trip, and defers, trims the outbox and gives the lock back in
+another."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import redis
 
 from receiver.store import keys as k
 
+RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+"""KEYS[1] lock key, ARGV[1] owner: delete the lock only if this owner still holds it."""
+
+
+@dataclass
+class Batch:
+    """What one drain round read, in one round trip, under its lock."""
+
+    owner: str
+    entries: list[str]
+    """Outbox entries, oldest first."""
+    due: list[str]
+    """Incidents whose deferred update is due."""
+    last_sent: dict[str, float]
+    """When each incident that sent one sent its latest notification."""
+
 
 class DeferredUpdates:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
+        self._release = client.register_script(RELEASE_LOCK)
 
-    def last_sent(self, incident_ids: Sequence[str]) -> dict[str, float]:
-        """When each incident's latest notification went out, for those that sent one."""
-        if not incident_ids:
-            return {}
-        values = self.client.hmget(k.UPDATES_SENT, list(incident_ids))
-        return {i: float(v) for i, v in zip(incident_ids, values, strict=True) if v}
+    def begin(self, owner: str, ttl_s: float, now: float, limit: int) -> Batch | None:
+        """Take the drain lock and read the outbox, the due updates and when each
+        incident last sent (one round trip); None if another process drains now."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(k.INCIDENTS_DRAIN_LOCK, owner, nx=True, px=int(ttl_s * 1000))
+        pipe.lrange(k.INCIDENTS_OUTBOX, 0, limit - 1)
+        pipe.zrangebyscore(k.UPDATES_DUE, "-inf", now, 0, limit)
+        pipe.hgetall(k.UPDATES_SENT)
+        locked, entries, due, sent = pipe.execute()
+        if not locked:
+            return None
+        return Batch(owner, entries, due, {i: float(at) for i, at in sent.items()})
 
-    def defer(self, incident_id: str, members: Iterable[str], due: float) -> None:
-        """Keep `members` (what the notices said) for the incident's next update, due
-        at `due` (an earlier due time already set stays)."""
+    def finish(self, batch: Batch, deferred: Mapping[str, tuple[set[str], float]]) -> None:
+        """Defer these incidents' notices (members, due time; an earlier due time
+        already set stays), drop the batch's entries from the outbox and give the
+        lock back, in one transaction."""
         pipe = self.client.pipeline(transaction=True)
-        pipe.sadd(k.deferred_update_key(incident_id), *members)
-        pipe.zadd(k.UPDATES_DUE, {incident_id: due}, nx=True)
+        for incident_id, (members, due) in deferred.items():
+            pipe.sadd(k.deferred_update_key(incident_id), *members)
+            pipe.zadd(k.UPDATES_DUE, {incident_id: due}, nx=True)
+        if batch.entries:
+            pipe.ltrim(k.INCIDENTS_OUTBOX, len(batch.entries), -1)
+        self._release(keys=[k.INCIDENTS_DRAIN_LOCK], args=[batch.owner], client=pipe)
         pipe.execute()
 
-    def due(self, now: float, limit: int) -> dict[str, set[str]]:
-        """Deferred updates due by `now`, with what each carries."""
-        ids: list[str] = self.client.zrangebyscore(k.UPDATES_DUE, "-inf", now, 0, limit)  # type: ignore[assignment]
-        found = self.deferred(ids)
-        return {incident_id: found.get(incident_id, set()) for incident_id in ids}
+    def unlock(self, batch: Batch) -> None:
+        self._release(keys=[k.INCIDENTS_DRAIN_LOCK], args=[batch.owner])
 
     def deferred(self, incident_ids: Sequence[str]) -> dict[str, set[str]]:
         """What is deferred for each of these incidents, due or not (those with any)."""
