@@ -107,7 +107,8 @@ def update(
             asked = wanted(signals, culprits)
             incidents.prefetch(board.incidents.values(), asked)
             draft = draft_of(board, settings, now)
-            isolated = store.slots.isolated_view([*asked["tenants"], *culprits])
+            isolated = store.slots.isolated_view()
+            isolated.prefetch([s for s, a in signals.alerts if a.delivery_key not in signals.fresh])
             apply_signals(draft, signals, isolated)
             if tidy:
                 for incident in draft.open.values():

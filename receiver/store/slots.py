@@ -4,13 +4,12 @@ disagree (a process died between a commit and its slot update)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
-from receiver.members import Members
 from receiver.store import keys as k
 
 # KEYS[1] isolated set, KEYS[2] known tenants zset
@@ -125,22 +124,43 @@ class SlotStore:
     def isolated(self) -> set[str]:
         return set(self.client.smembers(k.ISOLATED))  # type: ignore[arg-type]
 
-    def isolated_view(self, asked: Sequence[str]) -> Members[bool]:
-        """Who holds a slot, read for `asked` only (one round trip); any other tenant
-        asked later is read then, and a walk over all reads the whole set."""
-        asked = list(dict.fromkeys(asked))
-        pipe = self.client.pipeline(transaction=False)
-        pipe.scard(k.ISOLATED)
-        if asked:
-            pipe.smismember(k.ISOLATED, asked)
-        replies = pipe.execute()
-        found = {t: True for t, m in zip(asked, replies[1] if asked else [], strict=True) if m}
-        view = Members(found, count=replies[0], fetch=self._read_isolated)
-        view.loaded(found, asked)
-        return view
+    def isolated_view(self) -> IsolatedView:
+        return IsolatedView(self.client)
 
-    def _read_isolated(self, asked: Sequence[str] | None) -> dict[str, bool]:
-        if asked is None:
-            return dict.fromkeys(self.client.smembers(k.ISOLATED), True)  # type: ignore[arg-type]
-        members = self.client.smismember(k.ISOLATED, list(asked))
-        return {t: True for t, m in zip(asked, members, strict=True) if m}
+
+class IsolatedView(Collection[str]):
+    """Who holds a slot, read only as far as asked: nothing until a tenant is looked
+    up (then that tenant), the whole set only for a walk. A tenant joining an
+    incident usually needs none of it."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._known: dict[str, bool] = {}
+        self._all: set[str] | None = None
+
+    def __contains__(self, tenant: object) -> bool:
+        if not isinstance(tenant, str):
+            return False
+        if self._all is not None:
+            return tenant in self._all
+        if tenant not in self._known:
+            self._known[tenant] = bool(self.client.sismember(k.ISOLATED, tenant))
+        return self._known[tenant]
+
+    def prefetch(self, tenants: Sequence[str]) -> None:
+        """Look these tenants up together (one round trip)."""
+        asked = [t for t in dict.fromkeys(tenants) if t not in self._known]
+        if asked and self._all is None:
+            found = self.client.smismember(k.ISOLATED, asked)
+            self._known.update(zip(asked, (bool(m) for m in found), strict=True))
+
+    def _whole(self) -> set[str]:
+        if self._all is None:
+            self._all = set(self.client.smembers(k.ISOLATED))  # type: ignore[arg-type]
+        return self._all
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._whole())
+
+    def __len__(self) -> int:
+        return len(self._whole())
