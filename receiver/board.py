@@ -66,7 +66,7 @@ class Signals:
         return [a.delivery_key for _, a in self.alerts if on_board(a)]
 
 
-def wanted(signals: Signals, culprits: Iterable[str]) -> dict[str, list[str]]:
+def wanted(signals: Signals) -> dict[str, list[str]]:
     """The entries of each open incident's collections that applying `signals` looks
     at, so the store reads them together; anything else is read when asked for."""
     tenants = list(
@@ -86,7 +86,7 @@ def wanted(signals: Signals, culprits: Iterable[str]) -> dict[str, list[str]]:
         "victims": tenants,
         "suppressed": list(signals.held),
         "group_keys": [signals.group_key] if signals.group_key else [],
-        "alert_tally": [*tenants, "", *culprits],
+        "alert_tally": [*tenants, ""],
     }
 
 

@@ -98,14 +98,11 @@ def update(
     if not (tidy or signals.held or signals.transitions or incidents.unseen(keys, now)):
         return []  # a repeat of what the board already has: skip reading incidents
     signals = replace(signals, opened_at=_opened_before(store, signals, now))
-    with incidents.turn():
+    with incidents.turn() as turn:
         for attempt in attempts():
             if attempt:
                 BOARD_CONFLICTS.inc()
-            board = incidents.board(now, delivery_keys=keys)
-            culprits = [c for incident in board.incidents.values() for c in incident.culprits]
-            asked = wanted(signals, culprits)
-            incidents.prefetch(board.incidents.values(), asked)
+            board = incidents.board(now, delivery_keys=keys, wanted=wanted(signals))
             draft = draft_of(board, settings, now)
             isolated = store.slots.isolated_view()
             isolated.prefetch([s for s, a in signals.alerts if a.delivery_key not in signals.fresh])
@@ -118,7 +115,7 @@ def update(
             if not draft.changed:
                 return []
             _costs(draft, store, settings, registry, signals.tiers)
-            if incidents.commit(board_change(draft, board.version), now):
+            if incidents.commit(board_change(draft, board.version), now, turn):
                 return draft.notices
     raise CommitConflict("incident board still contended")
 

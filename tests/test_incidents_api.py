@@ -17,8 +17,9 @@ from receiver.config import Settings
 from receiver.incidents import NOTES_CAP
 from receiver.schemas import NOTE_MAX_CHARS
 from receiver.store import keys as k
+from receiver.store.incidents import BoardChange
 from receiver.sweeper import sweep_all
-from tests.conftest import ADMIN, READER, WEBHOOK, Clock, isolate_alert, payload
+from tests.conftest import ADMIN, READER, T0, WEBHOOK, Clock, isolate_alert, payload
 
 FLEET = (
     [(f"p{i}", "platinum") for i in range(5)]
@@ -412,3 +413,14 @@ def test_notes_are_bounded_and_kept_beside_the_document(api: FlaskClient, fleet:
     shown = api.get(base, headers=READER).get_json()
     assert [n["text"][:3] for n in shown["notes"]] == [f"{n:03d}" for n in range(NOTES_CAP)]
     assert "099yyy" in api.get(f"{base}/postmortem", headers=READER).get_data(as_text=True)
+
+
+def test_a_commit_gives_its_turn_back(fleet: Flask, redis_client: redis.Redis) -> None:
+    """The change made in a turn releases it in the same step; the exit finds it gone."""
+    store = fleet.extensions["blast_radius"].incidents
+    with store.turn() as turn:
+        board = store.board(T0)
+        assert store.commit(BoardChange(board.version, {"probe": "1"}), T0, turn)
+        assert turn.released and not redis_client.exists("br:{_incidents}:turn")
+        redis_client.set("br:{_incidents}:turn", "another process")
+    assert redis_client.get("br:{_incidents}:turn") == "another process"

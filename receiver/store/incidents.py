@@ -23,16 +23,17 @@ import redis
 
 from receiver.incident_doc import COLLECTIONS, changes, decode_fetch, from_header, header
 from receiver.incidents import TIMELINE_CAP, Event, Incident
-from receiver.members import Fetch, Members
+from receiver.members import Fetch
 from receiver.store import keys as k
 
 PARTS = tuple(COLLECTIONS)
 
 # KEYS[1] state hash, KEYS[2] created zset, KEYS[3] resolved zset, KEYS[4] seen zset,
-# KEYS[5] outbox list, then per incident its header, timeline list, notes list and
-# one hash per collection (`PARTS`, in that order).
+# KEYS[5] outbox list, KEYS[6] the turn lock, then per incident its header, timeline
+# list, notes list and one hash per collection (`PARTS`, in that order).
 # ARGV[1] expected version, ARGV[2] now, ARGV[3] seen expiry, ARGV[4] timeline cap,
-# ARGV[5] number of delivery keys, ARGV[6] number of collections, then the delivery
+# ARGV[5] number of delivery keys, ARGV[6] number of collections, ARGV[7] the turn's
+# owner ("" if none; the turn is given back with the commit), then the delivery
 # keys, then the number of state field/value
 # pairs, then the pairs, then the number of outbox entries and the entries, then per
 # incident (same order as its keys): header JSON ("" deletes the incident), created
@@ -47,7 +48,7 @@ local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if version ~= tonumber(ARGV[1]) then return 0 end
 local cap = tonumber(ARGV[4])
 local parts = tonumber(ARGV[6])
-local i = 7
+local i = 8
 local n = tonumber(ARGV[5])
 if n > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[2]) end
 for _ = 1, n do redis.call('ZADD', KEYS[4], ARGV[3], ARGV[i]); i = i + 1 end
@@ -56,7 +57,7 @@ for _ = 1, n do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('RPUSH', KEYS[5], ARGV[i]); i = i + 1 end
 local width = 3 + parts
-for d = 6, #KEYS, width do
+for d = 7, #KEYS, width do
   local id = string.match(KEYS[d], 'incident:(.*)$')
   if ARGV[i] == '' then
     for p = d, d + width - 1 do redis.call('DEL', KEYS[p]) end
@@ -90,7 +91,42 @@ for d = 6, #KEYS, width do
   end
 end
 redis.call('HSET', KEYS[1], 'version', version + 1)
+if ARGV[7] ~= '' and redis.call('GET', KEYS[6]) == ARGV[7] then redis.call('DEL', KEYS[6]) end
 return version + 1
+"""
+
+# KEYS: per incident its header, then its collections' hashes (`PARTS`, in order).
+# ARGV[1] number of collections, then per collection the number of fields to read and
+# the fields. Returns per incident its header (nil if none), then per collection the
+# values of those fields (nil where absent): a change's whole read in one call.
+READ_INCIDENTS = """
+local parts = tonumber(ARGV[1])
+local fields = {}
+local i = 2
+for p = 1, parts do
+  local n = tonumber(ARGV[i]); i = i + 1
+  local f = {}
+  for j = 1, n do f[j] = ARGV[i + j - 1] end
+  fields[p] = f
+  i = i + n
+end
+local out = {}
+for d = 1, #KEYS, parts + 1 do
+  local header = redis.call('GET', KEYS[d])
+  out[#out + 1] = header
+  for p = 1, parts do
+    local values = {}
+    if header and #fields[p] > 0 then
+      local f = fields[p]
+      for c = 1, #f, 1000 do
+        local chunk = redis.call('HMGET', KEYS[d + p], unpack(f, c, math.min(c + 999, #f)))
+        for _, v in ipairs(chunk) do values[#values + 1] = v end
+      end
+    end
+    out[#out + 1] = values
+  end
+end
+return out
 """
 
 TURN_WAIT_S = 2.0
@@ -124,6 +160,17 @@ class Board:
 
 
 @dataclass
+class Turn:
+    """This process's turn at the board: its lock token, None if it went ahead without."""
+
+    owner: str | None
+    released: bool = False
+
+    def __bool__(self) -> bool:
+        return self.owner is not None
+
+
+@dataclass
 class BoardChange:
     expected_version: int
     fields: dict[str, str] = field(default_factory=dict)
@@ -139,13 +186,19 @@ class IncidentStore:
         self.seen_ttl_s = seen_ttl_s
         self._commit = client.register_script(COMMIT_INCIDENTS)
         self._release = client.register_script(RELEASE_LOCK)
+        self._read = client.register_script(READ_INCIDENTS)
 
     def board(
-        self, now: float, extra_ids: Iterable[str] = (), delivery_keys: Sequence[str] = ()
+        self,
+        now: float,
+        extra_ids: Iterable[str] = (),
+        delivery_keys: Sequence[str] = (),
+        wanted: Mapping[str, Iterable[str]] | None = None,
     ) -> Board:
-        """The state hash plus every open incident and any others asked for (each with
-        its collections to be fetched as needed), and which of `delivery_keys` the
-        board has seen."""
+        """The state hash plus every open incident and any others asked for, and which
+        of `delivery_keys` the board has seen. Each incident holds the entries of its
+        collections named in `wanted` (collection -> keys), read in the same round
+        trip as the headers, and fetches any other on demand."""
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(k.INCIDENTS_STATE)
         if delivery_keys:
@@ -157,32 +210,45 @@ class IncidentStore:
             key for key, score in zip(delivery_keys, scores, strict=True) if score and score > now
         )
         ids = list(dict.fromkeys([*json.loads(fields.get("open") or "[]"), *extra_ids]))
-        return Board(int(fields.get("version") or 0), fields, self._get(ids, whole=False), seen)
+        version = int(fields.get("version") or 0)
+        return Board(version, fields, self._changing(ids, wanted or {}), seen)
 
-    def prefetch(self, incidents: Iterable[Incident], wanted: Mapping[str, Iterable[str]]) -> None:
-        """Read, in one round trip, the entries of each incident's collections that a
-        change will look at (`wanted`: collection -> keys); others come on demand."""
-        asks: list[tuple[Members[Any], str, list[str]]] = []
-        pipe = self.client.pipeline(transaction=False)
-        for incident in incidents:
-            for part, keys in wanted.items():
-                keys = [key for key in dict.fromkeys(keys)]
-                if keys:
-                    pipe.hmget(k.incident_part_key(incident.id, part), keys)
-                    asks.append((getattr(incident, part), part, keys))
-        if not asks:
-            return
-        for (members, part, keys), raw in zip(asks, pipe.execute(), strict=True):
-            decode = COLLECTIONS[part].decode
-            found = {key: decode(v) for key, v in zip(keys, raw, strict=True) if v is not None}
-            members.loaded(found, keys)
+    def _changing(
+        self, ids: Sequence[str], wanted: Mapping[str, Iterable[str]]
+    ) -> dict[str, Incident]:
+        """Incidents for a change: headers and the wanted entries, in one call."""
+        if not ids:
+            return {}
+        asked = {part: list(dict.fromkeys(wanted.get(part, ()))) for part in PARTS}
+        args: list[Any] = [len(PARTS)]
+        for part in PARTS:
+            args += [len(asked[part]), *asked[part]]
+        keys = [key for incident_id in ids for key in self._read_keys(incident_id)]
+        reply = iter(self._read(keys=keys, args=args))
+        incidents = {}
+        for incident_id in ids:
+            header = next(reply)
+            values = [next(reply) for _ in PARTS]
+            if header is None:
+                continue
+            incident = from_header(json.loads(header), {}, self._fetches(incident_id))
+            for part, raw in zip(PARTS, values, strict=True):
+                decode = COLLECTIONS[part].decode
+                found = {
+                    key: decode(v) for key, v in zip(asked[part], raw, strict=True) if v is not None
+                }
+                getattr(incident, part).loaded(found, asked[part])
+            incidents[incident_id] = incident
+        return incidents
+
+    @staticmethod
+    def _read_keys(incident_id: str) -> list[str]:
+        parts = [k.incident_part_key(incident_id, part) for part in PARTS]
+        return [k.incident_key(incident_id), *parts]
 
     def get_many(self, ids: Sequence[str], timeline: bool = False) -> dict[str, Incident]:
         """Whole incidents by id; `timeline` also reads their stored timelines and notes
         (to show them; a change needs neither, and new events are appended)."""
-        return self._get(ids, whole=True, timeline=timeline)
-
-    def _get(self, ids: Sequence[str], whole: bool, timeline: bool = False) -> dict[str, Incident]:
         if not ids:
             return {}
         headers: list[str | None] = self.client.mget([k.incident_key(i) for i in ids])  # type: ignore[assignment]
@@ -192,17 +258,15 @@ class IncidentStore:
             if timeline:
                 pipe.lrange(k.timeline_key(incident_id), 0, -1)
                 pipe.lrange(k.notes_key(incident_id), 0, -1)
-            if whole:
-                for part in PARTS:
-                    pipe.hgetall(k.incident_part_key(incident_id, part))
+            for part in PARTS:
+                pipe.hgetall(k.incident_part_key(incident_id, part))
         replies = iter(pipe.execute() if len(pipe) else [])
         incidents = {}
         for incident_id, data in found:
             events = [Event(**json.loads(e)) for e in next(replies)] if timeline else []
             notes = [json.loads(n) for n in next(replies)] if timeline else []
-            entries = {part: next(replies) for part in PARTS} if whole else {}
-            fetches = None if whole else self._fetches(incident_id)
-            incidents[incident_id] = from_header(data, entries, fetches, events, notes)
+            entries = {part: next(replies) for part in PARTS}
+            incidents[incident_id] = from_header(data, entries, None, events, notes)
         return incidents
 
     def _fetches(self, incident_id: str) -> dict[str, Fetch[Any]]:
@@ -220,16 +284,21 @@ class IncidentStore:
             for part in PARTS
         }
 
-    def commit(self, change: BoardChange, now: float) -> bool:
+    def commit(self, change: BoardChange, now: float, turn: Turn | None = None) -> bool:
+        """Apply the change if the board is still at its version; a committed change
+        gives back the `turn` it was made in, in the same step."""
         keys = [
             k.INCIDENTS_STATE,
             k.INCIDENTS_CREATED,
             k.INCIDENTS_RESOLVED,
             k.INCIDENTS_SEEN,
             k.INCIDENTS_OUTBOX,
+            k.INCIDENTS_TURN,
         ]
+        owner = turn.owner if turn is not None and not turn.released else None
         args: list[Any] = [change.expected_version, repr(now), repr(now + self.seen_ttl_s)]
-        args += [TIMELINE_CAP, len(change.delivery_keys), len(PARTS), *change.delivery_keys]
+        args += [TIMELINE_CAP, len(change.delivery_keys), len(PARTS), owner or ""]
+        args += change.delivery_keys
         args.append(len(change.fields))
         for name, value in change.fields.items():
             args += [name, value]
@@ -252,7 +321,10 @@ class IncidentStore:
         for incident_id in change.delete:
             keys += self._keys(incident_id)
             args += ["", "", "", 0, 0] + [0, 0] * len(PARTS)
-        return bool(self._commit(keys=keys, args=args))
+        done = bool(self._commit(keys=keys, args=args))
+        if done and turn is not None:
+            turn.released = True
+        return done
 
     @staticmethod
     def _keys(incident_id: str) -> list[str]:
@@ -274,29 +346,30 @@ class IncidentStore:
         )
 
     @contextmanager
-    def turn(self, wait_s: float | None = None, ttl_s: float = 5.0) -> Iterator[bool]:
+    def turn(self, wait_s: float | None = None, ttl_s: float = 5.0) -> Iterator[Turn]:
         """Wait (up to `wait_s`) for this process's turn to change the board, so that
         concurrent deliveries queue instead of each decoding and re-encoding the same
-        incident only to lose the compare-and-set. Yields whether the turn was had:
-        past the wait, or if the holder died, the caller goes ahead anyway, and the
-        compare-and-set keeps it correct."""
+        incident only to lose the compare-and-set. Yields the turn, true if had: past
+        the wait, or if the holder died, the caller goes ahead anyway, and the
+        compare-and-set keeps it correct. A commit made with the turn gives it back;
+        otherwise it is given back on the way out."""
         owner = uuid.uuid4().hex
         deadline = time.monotonic() + (TURN_WAIT_S if wait_s is None else wait_s)
-        had = False
+        turn = Turn(None)
         pause = 0.001
         while True:
             if self.client.set(k.INCIDENTS_TURN, owner, nx=True, px=int(ttl_s * 1000)):
-                had = True
+                turn = Turn(owner)
                 break
             if time.monotonic() >= deadline:
                 break
             time.sleep(random.uniform(pause / 2, pause))
             pause = min(pause * 1.5, 0.01)
         try:
-            yield had
+            yield turn
         finally:
-            if had:
-                self._release(keys=[k.INCIDENTS_TURN], args=[owner])
+            if turn.owner is not None and not turn.released:
+                self._release(keys=[k.INCIDENTS_TURN], args=[turn.owner])
 
     def unseen(self, delivery_keys: Sequence[str], now: float) -> bool:
         """Whether any of these alert states is new to the board (one round trip)."""
