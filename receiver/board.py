@@ -56,6 +56,9 @@ class Signals:
     held: Mapping[str, str] = field(default_factory=dict)
     transitions: list[TransitionEvent] = field(default_factory=list)
     partial: bool = False
+    board_unseen: bool | None = None
+    """Whether the board had yet to see any of the alerts' states, if already read
+    (in the delivery's first read); None: not read yet."""
     opened_at: Mapping[str, float] = field(default_factory=dict)
     """When the committed breaker of each tenant whose replayed alert reaches the board
     opened: a delivery retried after a crash between the breaker commit and the board

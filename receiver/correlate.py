@@ -95,7 +95,10 @@ def update(
 ) -> list[Notice]:
     """Apply signals to the incident board; with `tidy`, also expire and settle."""
     keys = signals.board_keys()
-    if not (tidy or signals.held or signals.transitions or incidents.unseen(keys, now)):
+    unseen = signals.board_unseen
+    if unseen is None:
+        unseen = incidents.unseen(keys, now)
+    if not (tidy or signals.held or signals.transitions or unseen):
         return []  # a repeat of what the board already has: skip reading incidents
     signals = replace(signals, opened_at=_opened_before(store, signals, now))
     with incidents.turn() as turn:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from receiver.alerts import PLATFORM_SCOPE, Alert, Kind, Notification
+from receiver.board import on_board
 from receiver.breaker import (
     TransitionEvent,
     on_firing,
@@ -48,6 +49,8 @@ class IngestResult:
     tiers: dict[str, Tier] = field(default_factory=dict)
     held: dict[str, str] = field(default_factory=dict)
     """Tenants whose trip the blast-radius guard held back, with the reason."""
+    board_unseen: bool | None = None
+    """Whether the incident board had yet to see any of these alert states, when read."""
 
 
 @dataclass
@@ -173,6 +176,8 @@ def ingest(
             shared.append(store.causes.read(now))
         return shared[0]
 
+    alerts = [(scope, alert) for scope, alerts in by_scope.items() for alert in alerts]
+
     scopes = {scope: [a.delivery_key for a in alerts] for scope, alerts in by_scope.items()}
     firing_keys = {
         scope: {a.delivery_key for a in alerts if a.kind is Kind.ISOLATE and a.firing}
@@ -182,7 +187,12 @@ def ingest(
     tenants = [scope for scope in by_scope if scope != PLATFORM_SCOPE]
     # Indexed in the same round trip as the read: a repeat delivery writes nothing
     # else, and still puts back a tenant whose index entry Redis lost.
-    first_read = store.read(scopes, now, index=tenants) if scopes else {}
+    first_read: dict[str, Snapshot] = {}
+    if scopes:
+        board_keys = [alert.delivery_key for _, alert in alerts if on_board(alert)]
+        read = store.read_delivery(scopes, now, index=tenants, board_keys=board_keys)
+        first_read, result.board_unseen = read.snapshots, read.board_unseen
+        shared.append(read.cause)
     slots = _presume_slots(store, settings, first_read, firing_keys, now)
 
     def hold(scope: str) -> str | None:
@@ -271,5 +281,5 @@ def ingest(
         cause = shared_cause()
         window_s = settings.shared_release_window_s
         result.transitions += release_victims(store, breaker_settings, cause, window_s, now)
-    result.alerts = [(scope, alert) for scope, alerts in by_scope.items() for alert in alerts]
+    result.alerts = alerts
     return result

@@ -60,6 +60,7 @@ def signals_of(result: IngestResult) -> Signals:
         held=result.held,
         transitions=result.transitions,
         partial=result.partial,
+        board_unseen=result.board_unseen,
     )
 
 

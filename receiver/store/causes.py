@@ -83,6 +83,9 @@ class CauseStore:
             self._record(keys=[k.SHARED_CAUSES], args=args)
 
     def read(self, now: float) -> SharedCause:
-        raw: dict[str, str] = self.client.hgetall(k.SHARED_CAUSES)  # type: ignore[assignment]
+        return self.parse(self.client.hgetall(k.SHARED_CAUSES), now)  # type: ignore[arg-type]
+
+    def parse(self, raw: dict[str, str], now: float) -> SharedCause:
+        """The shared cause from the hash as read (`HGETALL` of `keys.SHARED_CAUSES`)."""
         records = [_record(fingerprint, value) for fingerprint, value in raw.items()]
         return SharedCause.of(records, now, self.max_age_s)

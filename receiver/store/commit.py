@@ -70,7 +70,11 @@ def commit_scopes(
                 if slot.granted and scope in unchanged and not unchanged[scope]:
                     final[scope] = False
             final.pop(PLATFORM_SCOPE, None)
-            if final:
+            held = {scope for scope, slot in (taken or {}).items() if slot.granted}
+            final = {
+                s: isolating for s, isolating in final.items() if not (isolating and s in held)
+            }
+            if final:  # a slot this call took for a tenant now isolating is already held
                 store.slots.sync(final)
             return results
         pending = retry

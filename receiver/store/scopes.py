@@ -18,6 +18,7 @@ from typing import Any
 import redis
 
 from receiver.breaker import Breaker, State, Transition
+from receiver.causes import SharedCause
 from receiver.store import keys as k
 from receiver.store.causes import CauseStore
 from receiver.store.slots import SlotStore
@@ -161,6 +162,14 @@ def transition_from_json(text: str) -> Transition:
     )
 
 
+@dataclass(frozen=True)
+class DeliveryRead:
+    snapshots: dict[str, Snapshot]
+    cause: SharedCause
+    board_unseen: bool
+    """Whether any of the board keys asked for is new to the incident board."""
+
+
 class ScopeStore:
     """Typed access to scope keys (see `keys`); Redis errors propagate as `redis.RedisError`."""
 
@@ -188,10 +197,25 @@ class ScopeStore:
         """Snapshots of several scopes in one round trip; `scopes` maps each to the
         delivery keys to check against its seen set. Tenants in `index` are added to
         the tenant index in the same round trip."""
+        return self.read_delivery(scopes, now, index).snapshots
+
+    def read_delivery(
+        self,
+        scopes: Mapping[str, Sequence[str]],
+        now: float,
+        index: Iterable[str] = (),
+        board_keys: Sequence[str] = (),
+    ) -> DeliveryRead:
+        """`read`, plus in the same round trip the shared cause and whether the
+        incident board has yet to see any of `board_keys`: all a delivery reads
+        before it computes."""
         pipe = self.client.pipeline(transaction=False)
         index = list(index)
         if index:
             pipe.zadd(k.TENANTS, {tenant: now for tenant in index}, nx=True)
+        pipe.hgetall(k.SHARED_CAUSES)
+        if board_keys:
+            pipe.zmscore(k.INCIDENTS_SEEN, list(board_keys))
         order = list(scopes)
         for scope in order:
             pipe.hgetall(k.scope_key(scope, "state"))
@@ -200,6 +224,8 @@ class ScopeStore:
             if keys:
                 pipe.zmscore(k.scope_key(scope, "seen"), keys)
         replies = iter(pipe.execute()[1 if index else 0 :])
+        cause = self.causes.parse(next(replies), now)
+        board_scores = next(replies) if board_keys else []
         snapshots: dict[str, Snapshot] = {}
         for scope in order:
             state: dict[str, str] = next(replies)
@@ -217,7 +243,8 @@ class ScopeStore:
                 tier_label=tenant.get("tier_label") or None,
                 seen=seen,
             )
-        return snapshots
+        unseen = any(score is None or score <= now for score in board_scores)
+        return DeliveryRead(snapshots, cause, unseen)
 
     def commit(self, changes: Iterable[Change], now: float, known: Iterable[str] = ()) -> list[int]:
         """Apply each change if its scope is still at the version it was read at.
