@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from receiver.alerts import Kind
 from receiver.board import Draft, Notice, Signals, apply_signals, settle, wanted
@@ -17,29 +17,49 @@ from receiver.config import Settings
 from receiver.cost import tally_cost_per_hour, tenants_cost_per_hour
 from receiver.incidents import Incident, expire_alerts
 from receiver.metrics import BOARD_CONFLICTS
+from receiver.notify.message import deferred_until
 from receiver.store import ScopeStore
 from receiver.store.incidents import Board, BoardChange, IncidentStore
 from receiver.store.outbox import encode
+from receiver.store.outbox import members as outbox_members
 from receiver.store.retry import CommitConflict, attempts
 from receiver.tenants import Tier, resolve_tier
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Posted:
+    notices: list[Notice]
+    """Everything the change noticed, for the logs."""
+    queued: bool
+    """Whether any went to the outbox (the others were deferred to a later update)."""
+
+
 def draft_of(board: Board, settings: Settings, now: float) -> Draft:
     return Draft(board.fields, board.incidents, board.seen, settings, now)
 
 
-def board_change(draft: Draft, version: int) -> BoardChange:
+def board_change(draft: Draft, board: Board) -> BoardChange:
     """What one attempt writes: the fields it moved, the open list, the delivery keys
-    it applied, the notices for the outbox and the incidents it changed."""
+    it applied, the incidents it changed, and their notices: for the outbox, or,
+    tenant-level ones of an incident that sent a message within the update interval,
+    straight to its deferred update (the drain would only defer them)."""
     fields = {**draft.fields, "open": json.dumps(draft.open_ids)}
+    interval = draft.settings.notify.update_interval_s
+    deferred: dict[str, tuple[set[str], float]] = {}
+    for incident_id, members in outbox_members(draft.notices).items():
+        kinds = {member for member in members if ":" not in member}
+        due = deferred_until(kinds, board.last_sent.get(incident_id), draft.now, interval)
+        if due is not None and incident_id in draft.changed:
+            deferred[incident_id] = (members, due)
     return BoardChange(
-        version,
+        board.version,
         fields=fields,
         delivery_keys=draft.delivery_keys,
-        outbox=encode(draft.notices),
+        outbox=encode(n for n in draft.notices if n.incident_id not in deferred),
         put={i: draft.open[i] for i in draft.changed},
+        deferred=deferred,
     )
 
 
@@ -92,14 +112,16 @@ def update(
     signals: Signals,
     now: float,
     tidy: bool = False,
-) -> list[Notice]:
+) -> Posted:
     """Apply signals to the incident board; with `tidy`, also expire and settle."""
     keys = signals.board_keys()
     unseen = signals.board_unseen
     if unseen is None:
         unseen = incidents.unseen(keys, now)
     if not (tidy or signals.held or signals.transitions or unseen):
-        return []  # a repeat of what the board already has: skip reading incidents
+        return Posted(
+            [], queued=False
+        )  # a repeat of what the board already has: skip reading incidents
     signals = replace(signals, opened_at=_opened_before(store, signals, now))
     with incidents.turn() as turn:
         for attempt in attempts():
@@ -116,10 +138,11 @@ def update(
                         draft.touch(incident)
                 settle(draft, isolated, candidates=list(draft.open))
             if not draft.changed:
-                return []
+                return Posted([], queued=False)
             _costs(draft, store, settings, registry, signals.tiers)
-            if incidents.commit(board_change(draft, board.version), now, turn):
-                return draft.notices
+            change = board_change(draft, board)
+            if incidents.commit(change, now, turn):
+                return Posted(draft.notices, queued=bool(change.outbox))
     raise CommitConflict("incident board still contended")
 
 

@@ -63,7 +63,7 @@ class Drain:
         return None
 
     def noticed(self, outcome: Outcome, services: Services, now: float) -> None:
-        if outcome.notices:
+        if outcome.queued:
             drain_quietly(services.hub, now)
 
 

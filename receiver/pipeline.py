@@ -49,6 +49,8 @@ class Outcome:
     notices: list[Notice] = field(default_factory=list)
     ingest: IngestResult | None = None
     source: str = ""
+    queued: bool = False
+    """Whether the board put notices in the outbox (to drain now)."""
 
 
 def signals_of(result: IngestResult) -> Signals:
@@ -94,7 +96,8 @@ def apply(
     for listener in listeners:
         listener.committed(outcome)
     tidy = isinstance(item, Tick)
-    outcome.notices = update(s.incidents, s.store, settings, s.registry, signals, now, tidy)
+    posted = update(s.incidents, s.store, settings, s.registry, signals, now, tidy)
+    outcome.notices, outcome.queued = posted.notices, posted.queued
     for listener in listeners:
         listener.noticed(outcome, services, now)
     return outcome

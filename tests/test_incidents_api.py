@@ -424,3 +424,18 @@ def test_a_commit_gives_its_turn_back(fleet: Flask, redis_client: redis.Redis) -
         assert turn.released and not redis_client.exists("br:{_incidents}:turn")
         redis_client.set("br:{_incidents}:turn", "another process")
     assert redis_client.get("br:{_incidents}:turn") == "another process"
+
+
+def test_a_join_within_the_update_interval_is_deferred_as_it_commits(
+    api: FlaskClient, redis_client: redis.Redis
+) -> None:
+    """After the opening message, a tenant joining is written to the incident's next
+    update by the board commit itself: nothing waits in the outbox."""
+    fail(api, "b00")
+    incident_id = incidents(api)["items"][0]["id"]
+    assert redis_client.hexists(k.UPDATES_SENT, incident_id)
+    fail(api, "b01")
+    assert redis_client.llen(k.INCIDENTS_OUTBOX) == 0
+    deferred = redis_client.smembers(k.deferred_update_key(incident_id))
+    assert {"tenant_joined:b01", "tenant_isolated:b01"} <= deferred  # type: ignore[operator]
+    assert redis_client.zscore(k.UPDATES_DUE, incident_id) is not None

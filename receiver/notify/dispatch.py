@@ -21,7 +21,7 @@ from rq import Retry
 from receiver.breaker import tick
 from receiver.incidents import Incident, Priority, Scope, Status
 from receiver.notify.hub import Hub
-from receiver.notify.message import UPDATES, Message, build, main_event
+from receiver.notify.message import Message, build, deferred_until, main_event
 from receiver.store.deliveries import Delivery
 from receiver.store.outbox import decode
 
@@ -130,11 +130,12 @@ def _drain_batch(hub: Hub, now: float) -> int:
             by_incident[incident_id].update(members)
         deferred: dict[str, tuple[set[str], float]] = {}
         for incident_id, members in list(by_incident.items()):
-            if interval and _kinds(members) <= UPDATES and incident_id not in due_now:
-                due = batch.last_sent.get(incident_id, now - interval) + interval
-                if now < due:
-                    deferred[incident_id] = (members, due)
-                    del by_incident[incident_id]
+            if incident_id in due_now:
+                continue
+            due = deferred_until(_kinds(members), batch.last_sent.get(incident_id), now, interval)
+            if due is not None:
+                deferred[incident_id] = (members, due)
+                del by_incident[incident_id]
         # A message that goes now carries what is deferred for later too.
         early = [incident_id for incident_id in by_incident if incident_id not in due_now]
         for incident_id, members in hub.updates.deferred(early).items():
@@ -143,7 +144,7 @@ def _drain_batch(hub: Hub, now: float) -> int:
         for incident_id, members in by_incident.items():
             incident = found.get(incident_id)
             if incident is None:
-                hub.updates.sent(incident_id, now, final=True)
+                hub.updates.sent(incident_id, now, final=True, carried=members)
             else:
                 _notify(hub, incident, members, now)
     except BaseException:
@@ -186,7 +187,7 @@ def _notify(hub: Hub, incident: Incident, members: set[str], now: float) -> None
     )
     if {"opened", "priority_raised", "escalated"} & set(kinds):
         schedule_escalation(hub, incident)
-    hub.updates.sent(incident.id, now, final=not incident.is_open)
+    hub.updates.sent(incident.id, now, final=not incident.is_open, carried=members)
 
 
 def retry_in(hub: Hub, delivery: Delivery, delay_s: float) -> None:

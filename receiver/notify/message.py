@@ -25,6 +25,20 @@ EVENT_PRECEDENCE = (
 UPDATES = frozenset({"tenant_isolated", "isolation_suppressed", "tenant_joined", "tenant_restored"})
 """Tenant-level events: deferred and sent together, at most one message per
 incident per `NOTIFY_UPDATE_INTERVAL_S`. The others go out at once."""
+
+
+def deferred_until(
+    kinds: set[str], last_sent: float | None, now: float, interval_s: float
+) -> float | None:
+    """When notices of these kinds about one incident may go out, if they must wait:
+    tenant-level events of an incident that sent less than `interval_s` ago wait for
+    the interval to be up."""
+    if not interval_s or not kinds <= UPDATES:
+        return None
+    due = (now - interval_s if last_sent is None else last_sent) + interval_s
+    return due if now < due else None
+
+
 CHANGE_WORDS = {
     "tenant_isolated": "isolated",
     "isolation_suppressed": "held back by the guard",

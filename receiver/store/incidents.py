@@ -29,8 +29,9 @@ from receiver.store import keys as k
 PARTS = tuple(COLLECTIONS)
 
 # KEYS[1] state hash, KEYS[2] created zset, KEYS[3] resolved zset, KEYS[4] seen zset,
-# KEYS[5] outbox list, KEYS[6] the turn lock, then per incident its header, timeline
-# list, notes list and one hash per collection (`PARTS`, in that order).
+# KEYS[5] outbox list, KEYS[6] the turn lock, KEYS[7] the deferred updates' due zset,
+# then per incident its header, timeline list, notes list, deferred update set and
+# one hash per collection (`PARTS`, in that order).
 # ARGV[1] expected version, ARGV[2] now, ARGV[3] seen expiry, ARGV[4] timeline cap,
 # ARGV[5] number of delivery keys, ARGV[6] number of collections, ARGV[7] the turn's
 # owner ("" if none; the turn is given back with the commit), then the delivery
@@ -38,7 +39,8 @@ PARTS = tuple(COLLECTIONS)
 # pairs, then the pairs, then the number of outbox entries and the entries, then per
 # incident (same order as its keys): header JSON ("" deletes the incident), created
 # at, resolved at ("" while open), the number of new timeline events and the events
-# (JSON), the number of new notes and the notes (JSON), then per collection the
+# (JSON), the number of new notes and the notes (JSON), the number of notices to
+# defer, those notices and when they are due ("" if none), then per collection the
 # number of entries written and their field/value pairs, and the number of fields
 # deleted and the fields.
 # A timeline longer than twice the cap is cut to its first event and the newest ones.
@@ -56,8 +58,8 @@ n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('RPUSH', KEYS[5], ARGV[i]); i = i + 1 end
-local width = 3 + parts
-for d = 7, #KEYS, width do
+local width = 4 + parts
+for d = 8, #KEYS, width do
   local id = string.match(KEYS[d], 'incident:(.*)$')
   if ARGV[i] == '' then
     for p = d, d + width - 1 do redis.call('DEL', KEYS[p]) end
@@ -77,7 +79,11 @@ for d = 7, #KEYS, width do
   end
   n = tonumber(ARGV[i]); i = i + 1
   for _ = 1, n do redis.call('RPUSH', KEYS[d + 2], ARGV[i]); i = i + 1 end
-  for p = d + 3, d + width - 1 do
+  n = tonumber(ARGV[i]); i = i + 1
+  for _ = 1, n do redis.call('SADD', KEYS[d + 3], ARGV[i]); i = i + 1 end
+  if n > 0 then redis.call('ZADD', KEYS[7], 'NX', ARGV[i], id) end
+  i = i + 1
+  for p = d + 4, d + width - 1 do
     n = 2 * tonumber(ARGV[i]); i = i + 1
     for c = 0, n - 1, 1000 do
       redis.call('HSET', KEYS[p], unpack(ARGV, i + c, i + math.min(c + 1000, n) - 1))
@@ -149,6 +155,8 @@ class Board:
     incidents: dict[str, Incident]
     seen: frozenset[str] = frozenset()
     """Delivery keys of alert states already put on the board."""
+    last_sent: dict[str, float] = field(default_factory=dict)
+    """When each incident that sent a notification sent its latest."""
 
     @property
     def open_ids(self) -> list[str]:
@@ -178,6 +186,8 @@ class BoardChange:
     outbox: list[str] = field(default_factory=list)
     put: dict[str, Incident] = field(default_factory=dict)
     delete: list[str] = field(default_factory=list)
+    deferred: dict[str, tuple[set[str], float]] = field(default_factory=dict)
+    """Per incident (among `put`), notices deferred to its next update, and when due."""
 
 
 class IncidentStore:
@@ -201,17 +211,19 @@ class IncidentStore:
         trip as the headers, and fetches any other on demand."""
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(k.INCIDENTS_STATE)
+        pipe.hgetall(k.UPDATES_SENT)
         if delivery_keys:
             pipe.zmscore(k.INCIDENTS_SEEN, list(delivery_keys))
         replies = pipe.execute()
         fields: dict[str, str] = replies[0]
-        scores = replies[1] if delivery_keys else []
+        last_sent = {incident_id: float(at) for incident_id, at in replies[1].items()}
+        scores = replies[2] if delivery_keys else []
         seen = frozenset(
             key for key, score in zip(delivery_keys, scores, strict=True) if score and score > now
         )
         ids = list(dict.fromkeys([*json.loads(fields.get("open") or "[]"), *extra_ids]))
         version = int(fields.get("version") or 0)
-        return Board(version, fields, self._changing(ids, wanted or {}), seen)
+        return Board(version, fields, self._changing(ids, wanted or {}), seen, last_sent)
 
     def _changing(
         self, ids: Sequence[str], wanted: Mapping[str, Iterable[str]]
@@ -294,6 +306,7 @@ class IncidentStore:
             k.INCIDENTS_SEEN,
             k.INCIDENTS_OUTBOX,
             k.INCIDENTS_TURN,
+            k.UPDATES_DUE,
         ]
         owner = turn.owner if turn is not None and not turn.released else None
         args: list[Any] = [change.expected_version, repr(now), repr(now + self.seen_ttl_s)]
@@ -311,6 +324,8 @@ class IncidentStore:
             args += [len(new), *(json.dumps(vars(event)) for event in new)]
             notes = incident.new_notes()
             args += [len(notes), *(json.dumps(note) for note in notes)]
+            deferred, due = change.deferred.get(incident_id, (set(), 0.0))
+            args += [len(deferred), *sorted(deferred), repr(due) if deferred else ""]
             touched = changes(incident)
             for part in PARTS:
                 written, deleted = touched.get(part, ({}, []))
@@ -320,7 +335,7 @@ class IncidentStore:
                 args += [len(deleted), *deleted]
         for incident_id in change.delete:
             keys += self._keys(incident_id)
-            args += ["", "", "", 0, 0] + [0, 0] * len(PARTS)
+            args += ["", "", "", 0, 0, 0, ""] + [0, 0] * len(PARTS)
         done = bool(self._commit(keys=keys, args=args))
         if done and turn is not None:
             turn.released = True
@@ -332,6 +347,7 @@ class IncidentStore:
             k.incident_key(incident_id),
             k.timeline_key(incident_id),
             k.notes_key(incident_id),
+            k.deferred_update_key(incident_id),
             *(k.incident_part_key(incident_id, part) for part in PARTS),
         ]
 

@@ -30,6 +30,17 @@ def encode(notices: Iterable[Notice]) -> list[str]:
     ]
 
 
+def members(notices: Iterable[Notice]) -> dict[str, set[str]]:
+    """What `decode` makes of these notices once encoded: per incident, the kinds and
+    `kind:tenant` for each tenant named."""
+    by_incident: dict[str, set[str]] = defaultdict(set)
+    for notice in notices:
+        by_incident[notice.incident_id].add(notice.kind)
+        if notice.tenant_id:
+            by_incident[notice.incident_id].add(f"{notice.kind}:{notice.tenant_id}")
+    return by_incident
+
+
 def decode(entries: Iterable[str]) -> dict[str, set[str]]:
     """Per incident, the kinds of notice and `kind:tenant` for each tenant named
     (tenant ids have no colon)."""

@@ -9,7 +9,7 @@ another."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import redis
@@ -36,10 +36,28 @@ class Batch:
     """When each incident that sent one sent its latest notification."""
 
 
+# KEYS[1] the incident's deferred set, KEYS[2] due zset, KEYS[3] last-sent hash;
+# ARGV[1] incident id, ARGV[2] now, ARGV[3] 1 if final, then the members sent.
+SENT = """
+if ARGV[3] == '1' then
+  redis.call('DEL', KEYS[1])
+  redis.call('HDEL', KEYS[3], ARGV[1])
+else
+  for i = 4, #ARGV, 1000 do
+    redis.call('SREM', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+  end
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('ZREM', KEYS[2], ARGV[1]) end
+return 1
+"""
+
+
 class DeferredUpdates:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self._release = client.register_script(RELEASE_LOCK)
+        self._sent = client.register_script(SENT)
 
     def begin(self, owner: str, ttl_s: float, now: float, limit: int) -> Batch | None:
         """Take the drain lock and read the outbox, the due updates and when each
@@ -80,14 +98,11 @@ class DeferredUpdates:
         found = zip(incident_ids, pipe.execute(), strict=True)
         return {i: set(members) for i, members in found if members}
 
-    def sent(self, incident_id: str, now: float, final: bool) -> None:
-        """Record a notification sent for the incident, which carries whatever was
-        deferred; `final` (the incident resolved or is gone) forgets the incident."""
-        pipe = self.client.pipeline(transaction=True)
-        pipe.delete(k.deferred_update_key(incident_id))
-        pipe.zrem(k.UPDATES_DUE, incident_id)
-        if final:
-            pipe.hdel(k.UPDATES_SENT, incident_id)
-        else:
-            pipe.hset(k.UPDATES_SENT, incident_id, repr(now))
-        pipe.execute()
+    def sent(self, incident_id: str, now: float, final: bool, carried: Iterable[str]) -> None:
+        """Record a notification sent for the incident, carrying `carried` (what was
+        deferred when it was read); `final` (the incident resolved or is gone) forgets
+        the incident. Notices deferred since (a board change defers them as it
+        commits) stay for the next update."""
+        args: list[str | int] = [incident_id, repr(now), int(final), *carried]
+        keys = [k.deferred_update_key(incident_id), k.UPDATES_DUE, k.UPDATES_SENT]
+        self._sent(keys=keys, args=args)
