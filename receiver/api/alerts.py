@@ -22,7 +22,11 @@ class AlertQuery(Schema):
 
 
 def _alerts(scope: str) -> list[dict[str, Any]]:
-    wanted = load_query(AlertQuery())["status"]
+    return alerts_of(scope, load_query(AlertQuery())["status"])
+
+
+def alerts_of(scope: str, wanted: str | None = None) -> list[dict[str, Any]]:
+    """A scope's stored alerts, newest first; only those with status `wanted` if given."""
     stored = get_services().store.alerts(scope)
     items = [
         {"fingerprint": fingerprint, **alert}
