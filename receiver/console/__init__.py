@@ -1,0 +1,28 @@
+"""The operator console: server-rendered pages over the same view builders and
+pipeline as the JSON API, behind a signed session cookie. A web layer only: every
+fact and every action comes from `receiver.api` and the pipeline it calls."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from receiver.config import Settings
+from receiver.console import (
+    errors,
+    fleet,
+    incidents,
+    notifications,
+    pages,
+    session,
+    signin,
+    tenants,
+)
+from receiver.console.blueprint import bp
+
+__all__ = ["fleet", "incidents", "init_app", "notifications", "pages", "signin", "tenants"]
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    session.configure(app, settings)
+    errors.register(bp)
+    app.register_blueprint(bp)
