@@ -7,7 +7,9 @@ from __future__ import annotations
 from flask import Flask
 
 from receiver.config import Settings
-from receiver.console import (
+
+# Importing the view modules attaches their routes and handlers to `bp`.
+from receiver.console import (  # noqa: F401
     errors,
     fleet,
     incidents,
@@ -19,10 +21,7 @@ from receiver.console import (
 )
 from receiver.console.blueprint import bp
 
-__all__ = ["fleet", "incidents", "init_app", "notifications", "pages", "signin", "tenants"]
-
 
 def init_app(app: Flask, settings: Settings) -> None:
     session.configure(app, settings)
-    errors.register(bp)
     app.register_blueprint(bp)

@@ -4,10 +4,11 @@ stack trace or the JSON envelope."""
 from __future__ import annotations
 
 import redis
-from flask import Blueprint, Response, jsonify, render_template, request
+from flask import Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from receiver.api.errors import ApiError
+from receiver.console.blueprint import bp
 from receiver.store.retry import CommitConflict
 
 UNAVAILABLE = "The store (Redis) is unavailable: what is shown may be missing; retrying."
@@ -40,14 +41,6 @@ def _http_error(exc: HTTPException) -> tuple[Response | str, int]:
     return render_template("problem.html", title=str(code), message=message), code
 
 
-def register(bp: Blueprint) -> None:
-    bp.register_error_handler(redis.RedisError, _store_down)
-    bp.register_error_handler(CommitConflict, _store_down)
-    bp.register_error_handler(ApiError, _api_error)
-    bp.register_error_handler(HTTPException, _http_error)
-    bp.after_request(secure_headers)
-
-
 def secure_headers(response: Response) -> Response:
     """No inline script or style runs, nothing frames the console, pages are not cached."""
     response.headers.setdefault(
@@ -60,3 +53,10 @@ def secure_headers(response: Response) -> Response:
     if response.mimetype in ("text/html", "application/json"):
         response.headers.setdefault("Cache-Control", "no-store")
     return response
+
+
+bp.register_error_handler(redis.RedisError, _store_down)
+bp.register_error_handler(CommitConflict, _store_down)
+bp.register_error_handler(ApiError, _api_error)
+bp.register_error_handler(HTTPException, _http_error)
+bp.after_request(secure_headers)
