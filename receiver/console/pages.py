@@ -16,7 +16,7 @@ STATES: dict[str, tuple[str, str]] = {
     "open": ("✕", "open: isolated"),
     "forced_open": ("■", "forced open"),
     "disabled": ("⊘", "disabled"),
-    "held": ("⏸", "held back by the guard"),
+    "held": ("◇", "held back by the guard"),
 }
 """Each tile state's icon and label: colour is never the only carrier."""
 
