@@ -54,11 +54,21 @@ class TileReader:
 
     def read(self, tenant_ids: Sequence[str]) -> list[TileFields]:
         """Each tenant's fields, in the order given, in one round trip."""
+        if not tenant_ids:
+            return []
         pipe = self.client.pipeline(transaction=False)
-        for tenant_id in tenant_ids:
-            keys = [k.scope_key(tenant_id, "state"), k.scope_key(tenant_id, "tenant")]
-            self._read(keys=keys, client=pipe)
+        first, *rest = tenant_ids
+        # The first call through the Script object has the pipeline load the script
+        # if Redis lacks it; the rest send its SHA without that bookkeeping each time.
+        self._read(keys=_keys(first), client=pipe)
+        sha = self._read.sha
+        for tenant_id in rest:
+            pipe.evalsha(sha, 2, *_keys(tenant_id))
         return [_fields(reply) for reply in pipe.execute()]
+
+
+def _keys(tenant_id: str) -> tuple[str, str]:
+    return k.scope_key(tenant_id, "state"), k.scope_key(tenant_id, "tenant")
 
 
 _NOTHING = TileFields(Breaker(), None, None)
