@@ -26,6 +26,16 @@ from tests.servers import Receiver, RedisServer, need_binary
 
 HOSTILE = '<script>window.owned = 1</script><img src=x onerror="window.owned = 2">'
 REFRESH_WAIT_MS = 15_000
+FLEET = [
+    (name, tier)
+    for names, tier in (
+        (("acme", "hooli", "stark"), "platinum"),
+        (("globex", "initech", "umbrella", "wayne"), "gold"),
+        (("cyberdyne", "soylent", "tyrell", "wonka", "oscorp"), "silver"),
+        (tuple(f"shop-{i:02d}" for i in range(14)), "bronze"),
+    )
+    for name in names
+]
 
 
 @pytest.fixture(scope="module")
@@ -87,13 +97,13 @@ def sign_in(context: BrowserContext, receiver: Receiver, token: str) -> Page:
 def test_sign_in_and_watch_a_tile_turn_open(context: BrowserContext, receiver: Receiver) -> None:
     """Signed in, the fleet shows known tenants; a webhook's isolation reaches the tile
     by the page's own poll, without a reload."""
-    for tenant_id, tier in (("acme", "gold"), ("globex", "silver"), ("initech", "bronze")):
-        requests.put(
-            f"{receiver.url}/api/v1/tenants/{tenant_id}",
-            json={"tier": tier},
-            headers=ADMIN,
-            timeout=5,
-        ).raise_for_status()
+    for tenant_id, tier in FLEET:
+        url = f"{receiver.url}/api/v1/tenants/{tenant_id}"
+        requests.put(url, json={"tier": tier}, headers=ADMIN, timeout=5).raise_for_status()
+    for tenant_id, action in (("hooli", "force_open"), ("umbrella", "disable")):
+        url = f"{receiver.url}/api/v1/tenants/{tenant_id}/breaker"
+        body = {"action": action, "reason": "maintenance"}
+        requests.post(url, json=body, headers=ADMIN, timeout=5).raise_for_status()
     page = sign_in(context, receiver, ADMIN_TOKEN)
     tile = page.locator('a.tile[data-t="acme"]')
     expect(tile).to_have_class("tile s-closed")
@@ -101,7 +111,10 @@ def test_sign_in_and_watch_a_tile_turn_open(context: BrowserContext, receiver: R
     isolate(receiver, "acme")
     expect(tile).to_have_class("tile s-open", timeout=REFRESH_WAIT_MS)
     expect(tile).to_have_attribute("title", "acme: open: isolated")
-    expect(page.locator('[data-sum="isolated"]')).to_have_text("1")
+    expect(page.locator('[data-sum="isolated"]')).to_have_text("2")
+    expect(page.locator('a.tile[data-t="umbrella"]')).to_have_attribute(
+        "title", "umbrella: disabled"
+    )
     assert page.evaluate("window.stillTheSamePage") is True
     shot(page, "fleet")
     phone = context.new_page()
