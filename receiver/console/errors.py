@@ -3,14 +3,17 @@ stack trace or the JSON envelope."""
 
 from __future__ import annotations
 
+import logging
+
 import redis
-from flask import Response, jsonify, render_template, request
+from flask import Response, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from receiver.api.errors import ApiError
+from receiver.api.errors import ApiError, envelope
 from receiver.console.blueprint import bp
 from receiver.store.retry import CommitConflict
 
+log = logging.getLogger(__name__)
 UNAVAILABLE = "The store (Redis) is unavailable: what is shown may be missing; retrying."
 
 
@@ -19,14 +22,15 @@ def _wants_json() -> bool:
 
 
 def _store_down(exc: Exception) -> tuple[Response | str, int]:
+    log.error("store unavailable: %s", exc.__class__.__name__, extra={"error": str(exc)[:300]})
     if _wants_json():
-        return jsonify({"status": "error", "message": UNAVAILABLE}), 503
+        return envelope(503, UNAVAILABLE), 503
     return render_template("problem.html", title="Store unavailable", banner=UNAVAILABLE), 503
 
 
 def _api_error(exc: ApiError) -> tuple[Response | str, int]:
     if _wants_json():
-        return jsonify({"status": "error", "message": exc.message}), exc.code
+        return envelope(exc.code, exc.message, exc.errors), exc.code
     page = render_template(
         "problem.html", title=str(exc.code), message=exc.message, errors=exc.errors
     )
@@ -36,7 +40,7 @@ def _api_error(exc: ApiError) -> tuple[Response | str, int]:
 def _http_error(exc: HTTPException) -> tuple[Response | str, int]:
     code = exc.code or 500
     if _wants_json():
-        return jsonify({"status": "error", "message": exc.name}), code
+        return envelope(code, exc.name), code
     message = "Not allowed: sign in with the admin token." if code == 403 else exc.name
     return render_template("problem.html", title=str(code), message=message), code
 
