@@ -38,7 +38,6 @@ class Fleet:
     counts: Counter[str] = field(default_factory=Counter)
     isolated: int = 0
     cap: int = 1
-    watchdog_age_s: float | None = None
 
     def by_tier(self) -> dict[str, list[Tile]]:
         groups: dict[str, list[Tile]] = {tier.value: [] for tier in Tier}
@@ -72,6 +71,4 @@ def read_fleet(
     fleet.counts = Counter(tile.shown for tile in fleet.tiles)
     fleet.isolated = sum(1 for tile in fleet.tiles if tile.state in ISOLATING)
     fleet.cap = guard_cap(len(fleet.tiles), settings.max_isolated_percent)
-    last = store.watchdog_last_seen()
-    fleet.watchdog_age_s = None if last is None else max(0.0, now - last)
     return fleet

@@ -3,12 +3,13 @@ from __future__ import annotations
 import dataclasses
 import re
 
+import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
 from receiver import create_app
-from receiver.config import Settings, load_settings
+from receiver.config import ConfigError, Settings, load_settings
 from receiver.console.session import session_key
 from tests.conftest import ADMIN_TOKEN, API_TOKEN, TOKENS_ENV, Clock
 from tests.console_helpers import csrf_of, sign_in
@@ -121,3 +122,9 @@ def test_the_session_key_is_the_secret_or_derived_from_the_admin_token() -> None
     assert derived != session_key(load_settings({**env, "RECEIVER_ADMIN_TOKEN": "x" * 28}))
     secret = "a-session-secret-of-enough-length"
     assert session_key(load_settings({**env, "RECEIVER_SESSION_SECRET": secret})) == secret
+
+
+def test_a_short_session_secret_stops_start_up() -> None:
+    """RECEIVER_SESSION_SECRET follows the tokens' rule: too short is a configuration error."""
+    with pytest.raises(ConfigError, match="RECEIVER_SESSION_SECRET"):
+        load_settings({**TOKENS_ENV, "RECEIVER_SESSION_SECRET": "short"})

@@ -55,15 +55,18 @@ def tenant_alerts(tenant_id: str) -> Response:
 @require(Role.READ)
 def pipeline() -> Response:
     """Whether the Prometheus -> Alertmanager -> receiver path is alive (Watchdog)."""
+    return jsonify(pipeline_health())
+
+
+def pipeline_health() -> dict[str, Any]:
+    """When the Watchdog last arrived, and whether that is recent enough."""
     services = get_services()
     last = services.store.watchdog_last_seen()
     age = None if last is None else max(0.0, now() - last)
     limit = services.settings.watchdog_max_age_s
-    return jsonify(
-        {
-            "watchdog_last_seen_at": last,
-            "watchdog_age_s": age,
-            "watchdog_max_age_s": limit,
-            "healthy": age is not None and age <= limit,
-        }
-    )
+    return {
+        "watchdog_last_seen_at": last,
+        "watchdog_age_s": age,
+        "watchdog_max_age_s": limit,
+        "healthy": age is not None and age <= limit,
+    }

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Response, jsonify, render_template, url_for
 from markupsafe import Markup, escape
 
+from receiver.api.alerts import pipeline_health
 from receiver.api.deps import get_services, now
 from receiver.console.blueprint import bp
 from receiver.console.pages import STATES
@@ -24,15 +25,15 @@ def _fleet() -> Fleet:
 
 def summary(fleet: Fleet) -> dict[str, Any]:
     """The figures above the tiles, for the page and its poll alike."""
-    limit = get_services().settings.watchdog_max_age_s
-    age = fleet.watchdog_age_s
+    health = pipeline_health()
+    age = health["watchdog_age_s"]
     return {
         "known": len(fleet.tiles),
         "counts": dict(fleet.counts),
         "isolated": fleet.isolated,
         "cap": fleet.cap,
         "watchdog_age_s": None if age is None else round(age),
-        "watchdog_healthy": age is not None and age <= limit,
+        "watchdog_healthy": health["healthy"],
     }
 
 
