@@ -115,6 +115,10 @@ def test_sign_in_and_watch_a_tile_turn_open(context: BrowserContext, receiver: R
     expect(page.locator('a.tile[data-t="umbrella"]')).to_have_attribute(
         "title", "umbrella: disabled"
     )
+    isolate(receiver, "newco")
+    expect(page.locator('section[data-tier="bronze"] a.tile[data-t="newco"]')).to_have_class(
+        "tile s-open", timeout=REFRESH_WAIT_MS
+    )
     assert page.evaluate("window.stillTheSamePage") is True
     shot(page, "fleet")
     phone = context.new_page()

@@ -47,6 +47,18 @@ def test_the_fleet_json_is_every_tile_in_one_document(client: FlaskClient) -> No
     assert data["counts"] == {"open": 1, "closed": 1}
 
 
+def test_a_trip_the_guard_held_back_has_its_own_tile(client: FlaskClient) -> None:
+    """With the cap (2 of 10 known) full, a third failing tenant's tile says held back."""
+    client.application.extensions["blast_radius"].store.add_known([f"t{i}" for i in range(10)], 0)
+    for tenant_id in ("t0", "t1", "t2"):
+        _isolate(client, tenant_id)
+    sign_in(client, API_TOKEN)
+    data = client.get("/console/fleet.json").get_json()
+    assert data["counts"] == {"open": 2, "held": 1, "closed": 7}
+    assert ["t2", "bronze", "held"] in data["tiles"]
+    assert 'title="t2: held back by the guard"' in client.get("/").text
+
+
 def test_annotations_render_as_text(client: FlaskClient) -> None:
     """HTML in an alert's annotations is escaped on the tenant page, never run."""
     _isolate(client, "acme", SCRIPT)

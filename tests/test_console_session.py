@@ -48,6 +48,7 @@ def test_a_wrong_token_is_refused(client: FlaskClient) -> None:
     """An unknown token signs nobody in and the fleet stays closed."""
     refused = sign_in(client, "not-a-token-of-ours-at-all")
     assert refused.status_code == 401 and "not accepted" in refused.text
+    assert "not-a-token-of-ours-at-all" not in refused.text
     assert client.get("/").status_code == 302
 
 
