@@ -24,6 +24,7 @@ from tests.conftest import (
 )
 from tests.servers import Receiver, RedisServer, need_binary
 
+pytestmark = pytest.mark.redis
 HOSTILE = '<script>window.owned = 1</script><img src=x onerror="window.owned = 2">'
 REFRESH_WAIT_MS = 15_000
 FLEET = [
