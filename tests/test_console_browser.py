@@ -144,7 +144,7 @@ def test_acknowledge_and_resolve_from_the_incident_page(
     page.get_by_placeholder("why resolved").fill("pool drained")
     page.get_by_role("button", name="Resolve").click()
     expect(page.locator("#status")).to_have_text("resolved")
-    expect(page.locator("#timeline")).to_contain_text("by ana (console): pool drained")
+    expect(page.locator("#timeline")).to_contain_text("by ana, console: pool drained")
 
 
 def test_force_close_with_a_reason_shows_on_the_timeline(

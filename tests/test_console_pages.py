@@ -113,10 +113,10 @@ def test_acknowledge_note_and_resolve_an_incident(client: FlaskClient) -> None:
     incident = client.get(f"/api/v1/{url.removeprefix('/console/')}", headers=ADMIN).get_json()
     assert incident["status"] == "resolved" and incident["false_positive"] is True
     messages = " | ".join(event["message"] for event in incident["timeline"])
-    assert "acknowledged by ana (console)" in messages
-    assert "by ana (console): fixed" in messages
+    assert "acknowledged by ana, console" in messages
+    assert "by ana, console: fixed" in messages
     note = incident["notes"][0]
-    assert (note["author"], note["text"]) == ("ana (console)", SCRIPT)
+    assert (note["author"], note["text"]) == ("ana, console", SCRIPT)
     page = client.get(url).text
     assert SCRIPT not in page and "&lt;script&gt;" in page
 

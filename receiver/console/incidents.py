@@ -25,7 +25,7 @@ from receiver.board import Notice
 from receiver.console import markdown
 from receiver.console.blueprint import bp
 from receiver.console.postmortem_form import editor_fields, postmortem_body
-from receiver.console.session import admin_action, current, signed_in
+from receiver.console.session import admin_action, signed_in, who
 from receiver.incidents import Incident
 from receiver.postmortem import render
 from receiver.schemas import (
@@ -66,11 +66,6 @@ def incident_page(incident_id: str) -> str:
     )
 
 
-def _who() -> str:
-    operator = current()
-    return f"{operator.name if operator else 'operator'} (console)"
-
-
 def _reason() -> str | None:
     return request.form.get("reason", "").strip() or None
 
@@ -84,14 +79,14 @@ def _done(incident_id: str, change: Callable[[Incident], list[Notice]], what: st
 @bp.post("/console/incidents/<incident_id>/acknowledge")
 @admin_action
 def incident_acknowledge(incident_id: str) -> Response:
-    who = load(ByWhomSchema(), {"by": _who()})["by"]
-    return _done(incident_id, acknowledged(who), "acknowledged")
+    by = load(ByWhomSchema(), {"by": who()})["by"]
+    return _done(incident_id, acknowledged(by), "acknowledged")
 
 
 @bp.post("/console/incidents/<incident_id>/resolve")
 @admin_action
 def incident_resolve(incident_id: str) -> Response:
-    body = load(ByWhomSchema(), {"by": _who(), "reason": _reason()})
+    body = load(ByWhomSchema(), {"by": who(), "reason": _reason()})
     return _done(incident_id, resolved(body), "resolved")
 
 
@@ -106,7 +101,7 @@ def incident_false_positive(incident_id: str) -> Response:
 @bp.post("/console/incidents/<incident_id>/notes")
 @admin_action
 def incident_note(incident_id: str) -> Response:
-    note: dict[str, Any] = {"text": request.form.get("text", "").strip(), "author": _who()}
+    note: dict[str, Any] = {"text": request.form.get("text", "").strip(), "author": who()}
     return _done(incident_id, noted(load(NoteSchema(), note)), "note added")
 
 

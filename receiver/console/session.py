@@ -129,6 +129,12 @@ def current() -> Operator | None:
     return Operator(role, str(session.get("name", role.value)))
 
 
+def who() -> str:
+    """How the signed-in operator is named on timelines and notes."""
+    operator = current()
+    return f"{operator.name if operator else 'operator'}, console"
+
+
 def signed_in(view: Callable[P, R]) -> Callable[P, R]:
     """Pages: sign in first."""
 

@@ -10,7 +10,7 @@ from receiver.api.errors import ApiError
 from receiver.api.tenants import act_on_breaker, admission_answer, checked_tenant_id, tenant_view
 from receiver.breaker import Action
 from receiver.console.blueprint import bp
-from receiver.console.session import admin_action, current, signed_in
+from receiver.console.session import admin_action, signed_in, who
 
 REASON_MAX = 500
 
@@ -39,9 +39,7 @@ def tenant_action(tenant_id: str) -> Response:
     reason = request.form.get("reason", "").strip()[:REASON_MAX]
     if not reason:
         raise ApiError(422, "say why: a reason is required")
-    operator = current()
-    who = operator.name if operator else "operator"
-    events = act_on_breaker(tenant_id, action, f"{reason} (by {who}, console)")
+    events = act_on_breaker(tenant_id, action, f"{reason} (by {who()})")
     flash(
         f"{action.value}: {len(events)} transition(s)" if events else f"{action.value}: no change"
     )
