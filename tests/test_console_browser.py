@@ -206,3 +206,29 @@ def test_an_annotation_holding_a_script_renders_as_text(
     page.goto(f"{receiver.url}/console/tenants/acme")
     expect(page.locator("article.alert dd").first).to_have_text(HOSTILE)
     assert page.evaluate("typeof window.owned") == "undefined"
+
+
+def test_the_fleet_says_so_while_redis_is_down(browser: Browser) -> None:
+    """With its Redis stopped the open fleet page shows a banner, and a reload gets the
+    console's page with the banner, not a trace; both clear once Redis is back."""
+    store = RedisServer().start()
+    server = Receiver({**TOKENS_ENV, "REDIS_URL": store.url, "REDIS_TIMEOUT_S": "0.5"}, workers=1)
+    server.start()
+    context = browser.new_context()
+    try:
+        page = sign_in(context, server, API_TOKEN)
+        store.stop()
+        banner = page.locator("#banner")
+        expect(banner).to_be_visible(timeout=REFRESH_WAIT_MS)
+        expect(banner).to_contain_text("unavailable")
+        page.reload()
+        expect(banner).to_contain_text("The store (Redis) is unavailable")
+        assert "Traceback" not in page.content()
+        store.start()
+        page.reload()
+        expect(page.get_by_role("heading", name="Fleet")).to_be_visible()
+        expect(banner).to_be_hidden()
+    finally:
+        context.close()
+        server.stop()
+        store.stop()
