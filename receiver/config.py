@@ -115,7 +115,8 @@ class Settings:
     """Signs the console's session cookie; unset, a key is derived from the admin token."""
     session_max_age_s: float = 8 * 3600.0
     tls: bool = False
-    """gunicorn serves HTTPS (`RECEIVER_TLS_CERT`): the session cookie is `Secure`."""
+    """Browsers reach us over HTTPS (`RECEIVER_TLS_CERT`, or an https
+    `RECEIVER_PUBLIC_URL` behind a TLS proxy): the session cookie is `Secure`."""
 
     idempotency_ttl_s: float = 24 * 3600.0
     sweep_interval_s: float = 5.0
@@ -310,7 +311,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         "tier_hourly_cost": _parse(env, "TIER_HOURLY_COST", _costs, dict(DEFAULT_TIER_HOURLY_COST)),
         "session_secret": _optional_token(env, "RECEIVER_SESSION_SECRET"),
         "session_max_age_s": _parse(env, "RECEIVER_SESSION_MAX_AGE_S", _positive(float), 28800.0),
-        "tls": bool(env.get("RECEIVER_TLS_CERT")),
+        "tls": bool(env.get("RECEIVER_TLS_CERT"))
+        or (env.get("RECEIVER_PUBLIC_URL") or "").startswith("https://"),
     }
     redis_url = values["redis_url"]
     if redis_url and not redis_url.startswith(REDIS_SCHEMES):

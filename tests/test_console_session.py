@@ -129,3 +129,19 @@ def test_a_short_session_secret_stops_start_up() -> None:
     """RECEIVER_SESSION_SECRET follows the tokens' rule: too short is a configuration error."""
     with pytest.raises(ConfigError, match="RECEIVER_SESSION_SECRET"):
         load_settings({**TOKENS_ENV, "RECEIVER_SESSION_SECRET": "short"})
+
+
+@pytest.mark.parametrize(
+    ("env", "secure"),
+    [
+        ({}, False),
+        ({"RECEIVER_TLS_CERT": "/etc/ssl/cert.pem"}, True),
+        ({"RECEIVER_PUBLIC_URL": "https://blast-radius.example"}, True),
+        ({"RECEIVER_PUBLIC_URL": "http://127.0.0.1:8080"}, False),
+    ],
+)
+def test_the_cookie_is_secure_when_browsers_come_over_https(
+    env: dict[str, str], secure: bool
+) -> None:
+    """gunicorn's own TLS, or an https public URL (a TLS proxy in front), means Secure."""
+    assert load_settings({**TOKENS_ENV, **env}).tls is secure

@@ -64,7 +64,7 @@ def fleet_page() -> str:
             tier: (len(tiles), tiles_html(tiles, href)) for tier, tiles in fleet.by_tier().items()
         },
         summary=summary(fleet),
-        tenant_url=url_for("console.tenant_page", tenant_id=""),
+        tenant_url=href,
         poll_url=url_for("console.fleet_json"),
         refresh_ms=REFRESH_MS,
     )
