@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Flask
 
-from receiver import api, logs
+from receiver import api, console, logs
 from receiver.api import errors
 from receiver.api import metrics as metrics_api
 from receiver.api.deps import EXTENSION
@@ -44,6 +44,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             settings.api_token,
             settings.admin_token,
             settings.metrics_token,
+            settings.session_secret,
             *notify.pagerduty_routing_keys.values(),
             notify.slack_webhook_url,
             notify.smtp_password,
@@ -60,6 +61,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions[EXTENSION] = services
     errors.register(app)
     api.register(app)
+    console.init_app(app, settings)
     metrics_api.init_app(app)
 
     if registry:

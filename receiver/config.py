@@ -111,6 +111,12 @@ class Settings:
     """Bearer token `GET /metrics` asks for; unset, it is open like most exporters."""
     max_label_bytes: int = 4096
     max_annotation_bytes: int = 16384
+    session_secret: str | None = None
+    """Signs the console's session cookie; unset, a key is derived from the admin token."""
+    session_max_age_s: float = 8 * 3600.0
+    tls: bool = False
+    """Browsers reach us over HTTPS (`RECEIVER_TLS_CERT`, or an https
+    `RECEIVER_PUBLIC_URL` behind a TLS proxy): the session cookie is `Secure`."""
 
     idempotency_ttl_s: float = 24 * 3600.0
     sweep_interval_s: float = 5.0
@@ -303,6 +309,10 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         "reconcile_interval_s": _parse(env, "RECONCILE_INTERVAL_S", _positive(float), 60.0),
         "redis_timeout_s": _parse(env, "REDIS_TIMEOUT_S", _positive(float), 2.0),
         "tier_hourly_cost": _parse(env, "TIER_HOURLY_COST", _costs, dict(DEFAULT_TIER_HOURLY_COST)),
+        "session_secret": _optional_token(env, "RECEIVER_SESSION_SECRET"),
+        "session_max_age_s": _parse(env, "RECEIVER_SESSION_MAX_AGE_S", _positive(float), 28800.0),
+        "tls": bool(env.get("RECEIVER_TLS_CERT"))
+        or (env.get("RECEIVER_PUBLIC_URL") or "").startswith("https://"),
     }
     redis_url = values["redis_url"]
     if redis_url and not redis_url.startswith(REDIS_SCHEMES):

@@ -27,7 +27,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from receiver.alerts import Kind
-from receiver.breaker import ISOLATING, State, TransitionEvent, tick
+from receiver.breaker import ISOLATING, State, TransitionEvent
+from receiver.fleet import tiles
 from receiver.incidents import Priority
 from receiver.ingest import IngestResult
 from receiver.services import Services
@@ -154,12 +155,9 @@ class StateCollector:
             labels=["tenant_id", "state"],
         )
         states: Tally[State] = Tally()
-        for batch in s.store.iter_known_tenants():
-            snapshots = s.store.read({tenant: [] for tenant in batch}, now)
-            for tenant_id in batch:
-                current, _ = tick(snapshots[tenant_id].breaker, now, s.settings.breaker)
-                states[current.state] += 1
-                state.add_metric([tenant_id, current.state.value], 1)
+        for tile in tiles(s.store, s.settings, s.registry, now):
+            states[tile.state] += 1
+            state.add_metric([tile.tenant_id, tile.state.value], 1)
         known = sum(states.values())
         isolated = sum(n for st, n in states.items() if st in ISOLATING)
 

@@ -11,13 +11,13 @@ from receiver.figures import detection_latencies
 from receiver.incidents import Incident
 
 
-def _when(at: float | None) -> str:
+def when(at: float | None) -> str:
     if at is None:
         return "-"
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _span(seconds: float | None) -> str:
+def span(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     minutes, secs = divmod(round(seconds), 60)
@@ -25,7 +25,7 @@ def _span(seconds: float | None) -> str:
     return f"{hours} h {minutes} min" if hours else f"{minutes} min {secs} s"
 
 
-def _money(amount: float) -> str:
+def money(amount: float) -> str:
     return f"₹{amount:,.0f}"
 
 
@@ -45,8 +45,8 @@ def render(incident: Incident, now: float) -> str:
         f"- Priority: **{incident.priority.value}** ({incident.scope.value} scope)",
         f"- Status: {incident.status.value}"
         + (" (marked false positive)" if incident.false_positive else ""),
-        f"- Started: {_when(incident.created_at)}; resolved: {_when(incident.resolved_at)}",
-        f"- Duration: {_span(end - incident.created_at)}",
+        f"- Started: {when(incident.created_at)}; resolved: {when(incident.resolved_at)}",
+        f"- Duration: {span(end - incident.created_at)}",
         f"- Root cause: {pm.get('root_cause') or '_to be determined in review_'}",
         "",
         "## Impact",
@@ -56,9 +56,9 @@ def render(incident: Incident, now: float) -> str:
         f"- Tiers: {', '.join(tiers) or '-'}",
         f"- Isolation held back by the blast-radius guard: "
         f"{', '.join(incident.suppressed) or 'none'}",
-        f"- Estimated cost: {_money(cost.cost_per_hour)}/h, {_money(cost.accrued)} accrued",
-        f"- Had every known tenant been affected for as long: {_money(cost.all_tenants_cost)}; "
-        f"damage avoided by containment: **{_money(cost.avoided)}**",
+        f"- Estimated cost: {money(cost.cost_per_hour)}/h, {money(cost.accrued)} accrued",
+        f"- Had every known tenant been affected for as long: {money(cost.all_tenants_cost)}; "
+        f"damage avoided by containment: **{money(cost.avoided)}**",
         f"- Alerts: {len(incident.alerts)}"
         + (
             " (Alertmanager truncated some: the list may be incomplete)" if incident.partial else ""
@@ -69,10 +69,10 @@ def render(incident: Incident, now: float) -> str:
         "| measure | value |",
         "|---|---|",
         f"| detection to isolation (per tenant) | "
-        f"{'; '.join(f'{t}: {_span(s)}' for t, s in latencies.items()) or '-'} |",
-        f"| time to acknowledge | {_span(_delta(incident.created_at, incident.acknowledged_at))} |",
-        f"| time to resolve | {_span(_delta(incident.created_at, incident.resolved_at))} |",
-        f"| response SLA | {_span(incident.response_sla_s)} (due {_when(incident.sla_due_at)}) |",
+        f"{'; '.join(f'{t}: {span(s)}' for t, s in latencies.items()) or '-'} |",
+        f"| time to acknowledge | {span(_delta(incident.created_at, incident.acknowledged_at))} |",
+        f"| time to resolve | {span(_delta(incident.created_at, incident.resolved_at))} |",
+        f"| response SLA | {span(incident.response_sla_s)} (due {when(incident.sla_due_at)}) |",
         f"| escalation level reached | {incident.escalation_level} |",
         "",
         "## Timeline",
@@ -80,7 +80,7 @@ def render(incident: Incident, now: float) -> str:
     ]
     for event in sorted(incident.timeline, key=lambda e: e.at):
         who = f" `{event.tenant_id}`" if event.tenant_id else ""
-        lines.append(f"- {_when(event.at)} — **{event.kind}**{who}: {event.message}")
+        lines.append(f"- {when(event.at)} — **{event.kind}**{who}: {event.message}")
     lines += ["", "## Five whys", ""]
     whys = pm.get("five_whys") or []
     for n in range(5):
@@ -101,9 +101,7 @@ def render(incident: Incident, now: float) -> str:
     ]
     if incident.notes:
         lines += ["", "## Notes", ""]
-        lines += [
-            f"- {_when(n['at'])} {n.get('author') or ''}: {n['text']}" for n in incident.notes
-        ]
+        lines += [f"- {when(n['at'])} {n.get('author') or ''}: {n['text']}" for n in incident.notes]
     return "\n".join(lines) + "\n"
 
 

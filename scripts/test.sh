@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up and run the whole test suite on a fresh Debian/Ubuntu machine:
-# installs redis-server, Prometheus, Alertmanager and nginx with apt when missing (as root),
+# installs redis-server, Prometheus, Alertmanager, nginx and Chromium with apt when missing (as root),
 # builds .venv, then runs linters, type checks, rule checks and pytest.
 # Extra arguments go to pytest.
 set -euo pipefail
@@ -13,6 +13,7 @@ command -v promtool >/dev/null || missing+=(prometheus)
   || missing+=(prometheus-alertmanager)
 { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || missing+=(nginx)
 command -v openssl >/dev/null || missing+=(openssl)
+command -v chromium >/dev/null || missing+=(chromium)
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing ${missing[*]} with apt-get"

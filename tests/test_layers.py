@@ -29,6 +29,7 @@ DOMAIN = {
 PIPELINE = {
     "containment",
     "correlate",
+    "fleet",
     "followups",
     "ingest",
     "metrics",
@@ -60,7 +61,7 @@ def layer_of(module: str) -> str:
     if len(parts) == 1:
         return "web"  # the app factory
     top = parts[1]
-    if top == "api":
+    if top in ("api", "console"):
         return "web"
     if top in ("cli", "store", "notify"):
         return top
@@ -112,6 +113,7 @@ def test_imports_keep_to_the_layer(module: str, path: Path) -> None:
     [
         ("receiver", "web"),
         ("receiver.api.webhook", "web"),
+        ("receiver.console.fleet", "web"),
         ("receiver.board", "domain"),
         ("receiver.store.scopes", "store"),
         ("receiver.pipeline", "pipeline"),

@@ -22,7 +22,11 @@ class AlertQuery(Schema):
 
 
 def _alerts(scope: str) -> list[dict[str, Any]]:
-    wanted = load_query(AlertQuery())["status"]
+    return alerts_of(scope, load_query(AlertQuery())["status"])
+
+
+def alerts_of(scope: str, wanted: str | None = None) -> list[dict[str, Any]]:
+    """A scope's stored alerts, newest first; only those with status `wanted` if given."""
     stored = get_services().store.alerts(scope)
     items = [
         {"fingerprint": fingerprint, **alert}
@@ -51,15 +55,18 @@ def tenant_alerts(tenant_id: str) -> Response:
 @require(Role.READ)
 def pipeline() -> Response:
     """Whether the Prometheus -> Alertmanager -> receiver path is alive (Watchdog)."""
+    return jsonify(pipeline_health())
+
+
+def pipeline_health() -> dict[str, Any]:
+    """When the Watchdog last arrived, and whether that is recent enough."""
     services = get_services()
     last = services.store.watchdog_last_seen()
     age = None if last is None else max(0.0, now() - last)
     limit = services.settings.watchdog_max_age_s
-    return jsonify(
-        {
-            "watchdog_last_seen_at": last,
-            "watchdog_age_s": age,
-            "watchdog_max_age_s": limit,
-            "healthy": age is not None and age <= limit,
-        }
-    )
+    return {
+        "watchdog_last_seen_at": last,
+        "watchdog_age_s": age,
+        "watchdog_max_age_s": limit,
+        "healthy": age is not None and age <= limit,
+    }

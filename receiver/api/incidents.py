@@ -59,7 +59,9 @@ def _body(schema: Any) -> Any:
     return load(schema, json_body())
 
 
-def _change(incident_id: str, change: Callable[[Incident], list[Notice]]) -> Response:
+def change_incident(incident_id: str, change: Callable[[Incident], list[Notice]]) -> Incident:
+    """Apply `change` to the incident on the board (404 if none), send what it noticed,
+    and return the incident as stored now: the API's and the console's one path."""
     at = now()
     services = get_services()
     done = edit(services.incidents, incident_id, change, at)
@@ -67,8 +69,11 @@ def _change(incident_id: str, change: Callable[[Incident], list[Notice]]) -> Res
         raise ApiError(404, f"no incident {incident_id}")
     if done[1]:
         drain_quietly(services.hub, at)
-    shown = services.incidents.get_many([incident_id], timeline=True).get(incident_id, done[0])
-    return jsonify(incident_out(shown, at))
+    return services.incidents.get_many([incident_id], timeline=True).get(incident_id, done[0])
+
+
+def _change(incident_id: str, change: Callable[[Incident], list[Notice]]) -> Response:
+    return jsonify(incident_out(change_incident(incident_id, change), now()))
 
 
 def _matches(incident: Incident, query: dict[str, Any]) -> bool:
@@ -85,30 +90,42 @@ def _matches(incident: Incident, query: dict[str, Any]) -> bool:
 def list_incidents() -> Response:
     """Newest first, filtered, paginated."""
     query = load_query(IncidentQuery())
-    store = get_services().incidents
+    page, total = find_incidents(query)
     at = now()
-    ids = store.ids_since(query["since"])
-    found = [i for i in store.get_many(ids).values() if _matches(i, query)]
-    found.sort(key=lambda i: i.created_at, reverse=True)
-    start = (query["page"] - 1) * query["per_page"]
-    page = found[start : start + query["per_page"]]
     return jsonify(
         {
             "items": [incident_out(i, at, full=False) for i in page],
-            "total": len(found),
+            "total": total,
             "page": query["page"],
             "per_page": query["per_page"],
         }
     )
 
 
-@bp.get("/incidents/<incident_id>")
-@require(Role.READ)
-def get_incident(incident_id: str) -> Response:
+def find_incidents(query: dict[str, Any]) -> tuple[list[Incident], int]:
+    """One page of the incidents matching a loaded `IncidentQuery`, newest first, and
+    how many match."""
+    store = get_services().incidents
+    found = [
+        i for i in store.get_many(store.ids_since(query["since"])).values() if _matches(i, query)
+    ]
+    found.sort(key=lambda i: i.created_at, reverse=True)
+    start = (query["page"] - 1) * query["per_page"]
+    return found[start : start + query["per_page"]], len(found)
+
+
+def find_incident(incident_id: str) -> Incident:
+    """The incident with its timeline; 404 if there is none."""
     incident = get_services().incidents.get_many([incident_id[:64]], timeline=True).get(incident_id)
     if incident is None:
         raise ApiError(404, f"no incident {incident_id}")
-    return jsonify(incident_out(incident, now()))
+    return incident
+
+
+@bp.get("/incidents/<incident_id>")
+@require(Role.READ)
+def get_incident(incident_id: str) -> Response:
+    return jsonify(incident_out(find_incident(incident_id), now()))
 
 
 @bp.get("/incidents/<incident_id>/tenants")
@@ -140,47 +157,61 @@ def list_incident_tenants(incident_id: str) -> Response:
 @bp.post("/incidents/<incident_id>/acknowledge")
 @require(Role.ADMIN)
 def acknowledge(incident_id: str) -> Response:
-    who = _body(ByWhomSchema())["by"]
+    return _change(incident_id, acknowledged(_body(ByWhomSchema())["by"]))
 
+
+def acknowledged(who: str) -> Callable[[Incident], list[Notice]]:
     def change(incident: Incident) -> list[Notice]:
         if incident.status is Status.RESOLVED:
             raise ApiError(409, "incident is already resolved")
         done = acknowledge_incident(incident, now(), who)
         return [Notice("acknowledged", incident.id)] if done else []
 
-    return _change(incident_id, change)
+    return change
 
 
 @bp.post("/incidents/<incident_id>/resolve")
 @require(Role.ADMIN)
 def resolve(incident_id: str) -> Response:
-    body = _body(ByWhomSchema())
+    return _change(incident_id, resolved(_body(ByWhomSchema())))
+
+
+def resolved(body: dict[str, Any]) -> Callable[[Incident], list[Notice]]:
+    """`body` as `ByWhomSchema` loads it."""
 
     def change(incident: Incident) -> list[Notice]:
         why = f"by {body['by']}" + (f": {body['reason']}" if body["reason"] else "")
         done = resolve_incident(incident, now(), why)
         return [Notice("resolved", incident.id)] if done else []
 
-    return _change(incident_id, change)
+    return change
 
 
 @bp.post("/incidents/<incident_id>/notes")
 @require(Role.ADMIN)
 def add_note(incident_id: str) -> Response:
-    note = load(NoteSchema(), json_body())
+    return _change(incident_id, noted(load(NoteSchema(), json_body())))
+
+
+def noted(note: dict[str, Any]) -> Callable[[Incident], list[Notice]]:
+    """`note` as `NoteSchema` loads it."""
 
     def change(incident: Incident) -> list[Notice]:
         if not incident.add_note(now(), note["author"], note["text"]):
             raise ApiError(409, f"the incident has {NOTES_CAP} notes, the most it takes")
         return []
 
-    return _change(incident_id, change)
+    return change
 
 
 @bp.post("/incidents/<incident_id>/false-positive")
 @require(Role.ADMIN)
 def false_positive(incident_id: str) -> Response:
-    body = _body(FalsePositiveSchema())
+    return _change(incident_id, marked_false_positive(_body(FalsePositiveSchema())))
+
+
+def marked_false_positive(body: dict[str, Any]) -> Callable[[Incident], list[Notice]]:
+    """`body` as `FalsePositiveSchema` loads it."""
 
     def change(incident: Incident) -> list[Notice]:
         incident.false_positive = body["false_positive"]
@@ -189,22 +220,23 @@ def false_positive(incident_id: str) -> Response:
         incident.log(now(), "false_positive", f"marked {verdict}{reason}")
         return []
 
-    return _change(incident_id, change)
+    return change
 
 
 @bp.get("/incidents/<incident_id>/postmortem")
 @require(Role.READ)
 def postmortem(incident_id: str) -> Response:
-    incident = get_services().incidents.get_many([incident_id[:64]], timeline=True).get(incident_id)
-    if incident is None:
-        raise ApiError(404, f"no incident {incident_id}")
-    return Response(render(incident, now()), mimetype="text/markdown")
+    return Response(render(find_incident(incident_id), now()), mimetype="text/markdown")
 
 
 @bp.put("/incidents/<incident_id>/postmortem")
 @require(Role.ADMIN)
 def put_postmortem(incident_id: str) -> Response:
-    fields = load(PostmortemSchema(), json_body())
+    return _change(incident_id, postmortem_edited(load(PostmortemSchema(), json_body())))
+
+
+def postmortem_edited(fields: dict[str, Any]) -> Callable[[Incident], list[Notice]]:
+    """`fields` as `PostmortemSchema` loads them; those left `None` stay as they are."""
 
     def change(incident: Incident) -> list[Notice]:
         for name, value in fields.items():
@@ -217,7 +249,7 @@ def put_postmortem(incident_id: str) -> Response:
         incident.log(now(), "postmortem", "postmortem updated")
         return []
 
-    return _change(incident_id, change)
+    return change
 
 
 @bp.get("/stats")

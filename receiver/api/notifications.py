@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
 from flask import Blueprint, Response, jsonify
 from marshmallow import Schema, fields, validate
@@ -31,7 +32,11 @@ class NotificationQuery(Schema):
 def list_notifications() -> Response:
     """Newest first; payloads included (they hold no secrets but the PagerDuty
     routing key, which is masked)."""
-    query = load_query(NotificationQuery())
+    return jsonify({"items": find_deliveries(load_query(NotificationQuery()))})
+
+
+def find_deliveries(query: dict[str, Any]) -> list[dict[str, Any]]:
+    """Deliveries matching a loaded `NotificationQuery`, newest first, keys masked."""
     items = []
     for delivery in get_services().hub.deliveries.recent(SCANNED, now()):
         if query["status"] and delivery.status != query["status"]:
@@ -46,4 +51,4 @@ def list_notifications() -> Response:
         items.append(data)
         if len(items) >= query["limit"]:
             break
-    return jsonify({"items": items})
+    return items

@@ -11,7 +11,14 @@ from receiver.api.auth import Role, require
 from receiver.api.body import json_body, load, load_query
 from receiver.api.deps import get_services, now
 from receiver.api.errors import ApiError
-from receiver.breaker import Action, Transition, admit, next_transition_at, tick
+from receiver.breaker import (
+    Action,
+    Transition,
+    TransitionEvent,
+    admit,
+    next_transition_at,
+    tick,
+)
 from receiver.pipeline import OperatorAction, apply
 from receiver.schemas import BreakerActionSchema, PageSchema, TenantOut, TenantUpdateSchema
 from receiver.services import Services
@@ -68,7 +75,8 @@ def _view(
     }
 
 
-def _tenant(tenant_id: str) -> dict[str, Any]:
+def tenant_view(tenant_id: str) -> dict[str, Any]:
+    """The tenant as `GET /api/v1/tenants/<id>` shows it."""
     services = get_services()
     at = now()
     snapshot = services.store.read({tenant_id: []}, at)[tenant_id]
@@ -94,7 +102,7 @@ def list_tenants() -> Response:
 @bp.get("/<tenant_id>")
 @require(Role.READ)
 def get_tenant(tenant_id: str) -> Response:
-    return jsonify(_tenant(checked_tenant_id(tenant_id)))
+    return jsonify(tenant_view(checked_tenant_id(tenant_id)))
 
 
 @bp.put("/<tenant_id>")
@@ -103,7 +111,7 @@ def put_tenant(tenant_id: str) -> Response:
     checked_tenant_id(tenant_id)
     update = load(TenantUpdateSchema(), json_body())
     get_services().store.set_tier(tenant_id, update["tier"].value, now())
-    return jsonify(_tenant(tenant_id))
+    return jsonify(tenant_view(tenant_id))
 
 
 @bp.post("/<tenant_id>/breaker")
@@ -111,29 +119,33 @@ def put_tenant(tenant_id: str) -> Response:
 def breaker_action(tenant_id: str) -> Response:
     checked_tenant_id(tenant_id)
     body = load(BreakerActionSchema(), json_body())
-    action: Action = body["action"]
-    services = get_services()
-    at = now()
-    reason = body["reason"] or f"operator: {action.value}"
-    events = apply(services, OperatorAction(tenant_id, action, reason), at).transitions
-    return jsonify({"transitions": [e.as_dict() for e in events], "tenant": _tenant(tenant_id)})
+    events = act_on_breaker(tenant_id, body["action"], body["reason"])
+    return jsonify({"transitions": [e.as_dict() for e in events], "tenant": tenant_view(tenant_id)})
+
+
+def act_on_breaker(tenant_id: str, action: Action, reason: str | None) -> list[TransitionEvent]:
+    """An operator's breaker action through the one pipeline; the API and the console."""
+    reason = reason or f"operator: {action.value}"
+    return apply(get_services(), OperatorAction(tenant_id, action, reason), now()).transitions
 
 
 @bp.get("/<tenant_id>/admission")
 @require(Role.READ)
 def admission(tenant_id: str) -> Response:
     """The gateway's question before serving a tenant. Half-open lets a probe share through."""
-    checked_tenant_id(tenant_id)
+    return jsonify(admission_answer(checked_tenant_id(tenant_id)))
+
+
+def admission_answer(tenant_id: str) -> dict[str, Any]:
+    """What a gateway asking now is told."""
     services = get_services()
     at = now()
     snapshot = services.store.read({tenant_id: []}, at)[tenant_id]
     breaker, _ = tick(snapshot.breaker, at, services.settings.breaker)
     decision = admit(breaker, at, services.settings.breaker, random.random())
-    return jsonify(
-        {
-            "tenant_id": tenant_id,
-            "allow": decision.allow,
-            "state": decision.state.value,
-            "retry_after_s": decision.retry_after_s,
-        }
-    )
+    return {
+        "tenant_id": tenant_id,
+        "allow": decision.allow,
+        "state": decision.state.value,
+        "retry_after_s": decision.retry_after_s,
+    }
