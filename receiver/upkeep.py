@@ -46,8 +46,10 @@ def sweep(
     def compute(snapshot: Snapshot) -> tuple[Change | None, list[TransitionEvent]]:
         breaker, made = tick(snapshot.breaker, now, settings)
         if retry_held and max_isolated_percent is not None and is_held(breaker, settings):
-            slot = store.slots.acquire(snapshot.scope, max_isolated_percent, now)
-            taken[snapshot.scope] = slot
+            slot = taken.get(snapshot.scope)
+            if slot is None:  # a re-read after a lost compare-and-set
+                slot = store.slots.acquire(snapshot.scope, max_isolated_percent, now)
+                taken[snapshot.scope] = slot
             if slot.granted:
                 breaker, step = release_hold(breaker, now)
                 made += step
@@ -61,7 +63,15 @@ def sweep(
 
     for batch in store.iter_known_tenants():
         scopes: dict[str, list[str]] = {tenant: [] for tenant in batch}
-        outcome = commit_scopes(store, scopes, compute, now, taken=taken)
+        first = store.read(scopes, now)
+        if retry_held and max_isolated_percent is not None:
+            # The held trips of the batch ask for slots together: one round trip,
+            # not one per tenant (a storm leaves thousands held).
+            held = [
+                t for t, s in first.items() if is_held(tick(s.breaker, now, settings)[0], settings)
+            ]
+            taken.update(store.slots.acquire_many(held, max_isolated_percent, now))
+        outcome = commit_scopes(store, scopes, compute, now, first_read=first, taken=taken)
         for made in outcome.values():
             events += made
     if cause.active:

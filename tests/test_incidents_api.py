@@ -439,3 +439,22 @@ def test_a_join_within_the_update_interval_is_deferred_as_it_commits(
     deferred = redis_client.smembers(k.deferred_update_key(incident_id))
     assert {"tenant_joined:b01", "tenant_isolated:b01"} <= deferred  # type: ignore[operator]
     assert redis_client.zscore(k.UPDATES_DUE, incident_id) is not None
+
+
+def test_a_sweep_asks_for_the_held_trips_slots_together(api: FlaskClient, fleet: Flask) -> None:
+    """Held trips retry their slots in one script call per batch of tenants, not one
+    each: a storm that leaves thousands held costs a sweep a few round trips."""
+    tenants = [f"b{i:02d}" for i in range(60)]
+    reply = fail(api, *tenants)
+    held = [t["tenant_id"] for t in reply["transitions"] if t["suppressed"]]
+    assert len(held) >= 40
+    slots = fleet.extensions["blast_radius"].store.slots
+    script, calls = slots._acquire, []
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(len(kwargs["args"]) - 2)
+        return script(*args, **kwargs)
+
+    slots._acquire = counted
+    sweep(fleet)
+    assert len(calls) == 1 and calls[0] >= len(held)
