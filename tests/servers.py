@@ -388,7 +388,7 @@ class AlertmanagerApi:
 
 
 class Nginx(Daemon):
-    """nginx with the shipped `deploy/nginx/blast-radius.conf` in a minimal main config;
+    """nginx with the shipped `deploy/nginx/receiver.conf` in a minimal main config;
     only its listen and upstream addresses are rewritten."""
 
     SHIPPED_LISTEN = "listen 127.0.0.1:8081;"
@@ -399,7 +399,7 @@ class Nginx(Daemon):
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="br-nginx-"))
         self.proc: subprocess.Popen[bytes] | None = None
-        site = (ROOT / "deploy" / "nginx" / "blast-radius.conf").read_text()
+        site = (ROOT / "deploy" / "nginx" / "receiver.conf").read_text()
         assert self.SHIPPED_LISTEN in site and self.SHIPPED_UPSTREAM in site
         site = site.replace(self.SHIPPED_LISTEN, f"listen 127.0.0.1:{self.port};")
         site = site.replace(self.SHIPPED_UPSTREAM, f"server {upstream};")

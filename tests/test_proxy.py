@@ -1,5 +1,5 @@
 """Slow clients cannot starve the receiver behind the shipped nginx: gunicorn with its
-shipped settings, nginx with `deploy/nginx/blast-radius.conf`, and clients that send
+shipped settings, nginx with `deploy/nginx/receiver.conf`, and clients that send
 half a request and wait, or trickle a body a byte a second."""
 
 from __future__ import annotations
