@@ -19,6 +19,7 @@ DOMAIN = {
     "causes",
     "config",
     "figures",
+    "gate",
     "incidents",
     "postmortem",
     "schemas",

@@ -12,6 +12,8 @@ from receiver.api.body import json_body, load, load_query
 from receiver.api.deps import get_services, now
 from receiver.api.errors import ApiError
 from receiver.breaker import Action, Transition, admit, next_transition_at, tick
+from receiver.config import Enforcement
+from receiver.metrics import WOULD_DENY
 from receiver.pipeline import OperatorAction, apply
 from receiver.schemas import BreakerActionSchema, PageSchema, TenantOut, TenantUpdateSchema
 from receiver.services import Services
@@ -122,18 +124,26 @@ def breaker_action(tenant_id: str) -> Response:
 @bp.get("/<tenant_id>/admission")
 @require(Role.READ)
 def admission(tenant_id: str) -> Response:
-    """The gateway's question before serving a tenant. Half-open lets a probe share through."""
+    """The gateway's question before serving a tenant. Half-open lets a probe share
+    through; in shadow mode every answer allows, `would_allow` says what it would be."""
     checked_tenant_id(tenant_id)
     services = get_services()
     at = now()
     snapshot = services.store.read({tenant_id: []}, at)[tenant_id]
     breaker, _ = tick(snapshot.breaker, at, services.settings.breaker)
     decision = admit(breaker, at, services.settings.breaker, random.random())
-    return jsonify(
+    shadow = services.settings.enforcement is Enforcement.SHADOW
+    response = jsonify(
         {
             "tenant_id": tenant_id,
-            "allow": decision.allow,
+            "allow": decision.allow or shadow,
+            "would_allow": decision.allow,
             "state": decision.state.value,
-            "retry_after_s": decision.retry_after_s,
+            "retry_after_s": None if shadow else decision.retry_after_s,
+            "enforcement": services.settings.enforcement.value,
         }
     )
+    if shadow and not decision.allow:
+        WOULD_DENY.labels(tenant_id).inc()
+        response.headers["X-Blast-Radius-Would-Deny"] = decision.state.value
+    return response
