@@ -28,7 +28,7 @@ whole 60s worker timeout."""
 def proxied() -> Iterator[tuple[Receiver, Nginx]]:
     store = RedisServer().start()
     receiver = Receiver({**TOKENS_ENV, "REDIS_URL": store.url}, workers=2).start()
-    nginx = Nginx(receiver.url.removeprefix("http://"))
+    nginx = Nginx.receiver_proxy(receiver.url.removeprefix("http://"))
     try:
         yield receiver, nginx.start()
     finally:
