@@ -157,3 +157,11 @@ def test_shadow_mode_allows_and_counts_would_denies(
     assert admission.headers["X-Blast-Radius-Would-Deny"] == "forced_open"
     assert would_deny(shadow, "acme") == before + 2
     assert client.get("/gate", headers=TENANT).status_code == 429
+
+
+def test_shadow_mode_incidents_say_so(app: Flask, clock: Clock) -> None:
+    """An incident read from a shadow-mode receiver says nothing was enforced."""
+    shadow = app_with(app, clock, enforcement=Enforcement.SHADOW)
+    shadow.post("/webhook/alertmanager", json=isolate_alert("acme"), headers=WEBHOOK)
+    items = shadow.get("/api/v1/incidents", headers=READER).get_json()["items"]
+    assert [i["enforcement"] for i in items] == ["shadow"]

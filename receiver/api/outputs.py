@@ -112,6 +112,13 @@ class ImpactOut(Out):
 
 class IncidentOut(Out):
     id = fields.String(dump_only=True)
+    enforcement = fields.String(
+        dump_only=True,
+        metadata={
+            "enum": ["enforce", "shadow"],
+            "description": "the receiver's mode now; shadow: no isolation was enforced",
+        },
+    )
     scope = fields.String(dump_only=True)
     title = fields.String(dump_only=True)
     priority = fields.String(dump_only=True)
