@@ -165,3 +165,11 @@ def test_shadow_mode_incidents_say_so(app: Flask, clock: Clock) -> None:
     shadow.post("/webhook/alertmanager", json=isolate_alert("acme"), headers=WEBHOOK)
     items = shadow.get("/api/v1/incidents", headers=READER).get_json()["items"]
     assert [i["enforcement"] for i in items] == ["shadow"]
+
+
+def test_token_may_come_in_its_own_header(client: FlaskClient) -> None:
+    """Traefik's ForwardAuth copies X-Blast-Radius-Token; a wrong one is still 401."""
+    headers = {"X-Tenant-ID": "acme", "X-Blast-Radius-Token": READER["Authorization"][7:]}
+    assert client.get("/gate", headers=headers).status_code == 200
+    wrong = {**headers, "X-Blast-Radius-Token": "not-the-token-0000000000"}
+    assert client.get("/gate", headers=wrong).status_code == 401

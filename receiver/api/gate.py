@@ -29,6 +29,9 @@ METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 DENY_STATUS_HEADER = "X-Blast-Radius-Deny-Status"
 """Lets one gateway ask for its own deny status (nginx: 403) whatever `GATE_DENY_STATUS` is."""
 URI_HEADERS = ("X-Original-URI", "X-Forwarded-Uri")
+TOKEN_HEADER = "X-Blast-Radius-Token"
+"""The API token for gateways that cannot set Authorization on the check alone
+(Traefik: a headers middleware sets it, ForwardAuth copies it, another removes it)."""
 STORE_RETRY_AFTER_S = 5
 
 
@@ -54,7 +57,7 @@ def _deny_status(default: int) -> int:
     provide_automatic_options=False,
 )
 @bp.route("/gate/<path:rest>", methods=METHODS, provide_automatic_options=False)
-@require(Role.READ)
+@require(Role.READ, token_header=TOKEN_HEADER)
 def gate(rest: str) -> Response:
     services = get_services()
     settings = services.settings
