@@ -41,7 +41,7 @@ def _workers() -> int:
 bind = os.environ.get("BIND", "0.0.0.0:8080")
 
 # TLS: every call carries a bearer token, so serve HTTPS beyond loopback, here or on
-# the proxy in front (deploy/nginx/blast-radius.conf).
+# the proxy in front (deploy/nginx/receiver.conf).
 certfile = os.environ.get("RECEIVER_TLS_CERT") or None
 keyfile = os.environ.get("RECEIVER_TLS_KEY") or None
 if (certfile is None) != (keyfile is None):

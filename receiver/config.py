@@ -7,8 +7,10 @@ deployment fails loudly instead of isolating tenants with the wrong knobs.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -87,6 +89,25 @@ class NotifySettings:
         return bool(self.smtp_host and self.email_to)
 
 
+class Enforcement(StrEnum):
+    ENFORCE = "enforce"
+    SHADOW = "shadow"
+    """Breakers, incidents and notifications as usual, but every admission answer
+    allows; the would-be answer rides along."""
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """The forward-auth check a gateway makes (`/gate`)."""
+
+    tenant_header: str = "X-Tenant-ID"
+    tenant_pattern: re.Pattern[str] | None = None
+    """Over the original URI, when the header is absent: the `tenant` group, else the first."""
+    deny_status: int = 429
+    no_tenant_allow: bool = True
+    fail_open: bool = True
+
+
 @dataclass(frozen=True)
 class Settings:
     webhook_token: str
@@ -127,6 +148,8 @@ class Settings:
     tier_hourly_cost: Mapping[str, float] = field(
         default_factory=lambda: dict(DEFAULT_TIER_HOURLY_COST)
     )
+    gate: GateSettings = field(default_factory=GateSettings)
+    enforcement: Enforcement = Enforcement.ENFORCE
 
 
 def _parse(env: Mapping[str, str], name: str, cast: Callable[[str], T], default: T) -> T:
@@ -201,6 +224,39 @@ def _flag(raw: str) -> bool:
     if raw.lower() in ("0", "false", "no", "off"):
         return False
     raise ValueError("expected true or false")
+
+
+def _deny_status(raw: str) -> int:
+    value = int(raw)
+    if not 400 <= value <= 499:
+        raise ValueError("must be a 4xx status (nginx: 403): a deny is never a 5xx")
+    return value
+
+
+def _pattern(raw: str) -> re.Pattern[str]:
+    try:
+        pattern = re.compile(raw)
+    except re.error as exc:
+        raise ValueError(str(exc)) from None
+    if pattern.groups < 1:
+        raise ValueError("needs a group around the tenant id, e.g. ^/t/(?P<tenant>[^/]+)/")
+    return pattern
+
+
+def _no_tenant(raw: str) -> bool:
+    if raw.lower() not in ("allow", "deny"):
+        raise ValueError("expected allow or deny")
+    return raw.lower() == "allow"
+
+
+def load_gate(env: Mapping[str, str]) -> GateSettings:
+    return GateSettings(
+        tenant_header=(env.get("GATE_TENANT_HEADER") or "X-Tenant-ID").strip(),
+        tenant_pattern=_parse(env, "GATE_TENANT_PATTERN", _pattern, None),
+        deny_status=_parse(env, "GATE_DENY_STATUS", _deny_status, 429),
+        no_tenant_allow=_parse(env, "GATE_NO_TENANT", _no_tenant, True),
+        fail_open=_parse(env, "GATE_FAIL_OPEN", _flag, True),
+    )
 
 
 def _tiered(env: Mapping[str, str], name: str, cast: Callable[[str], T]) -> dict[str, T]:
@@ -313,6 +369,10 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         "session_max_age_s": _parse(env, "RECEIVER_SESSION_MAX_AGE_S", _positive(float), 28800.0),
         "tls": bool(env.get("RECEIVER_TLS_CERT"))
         or (env.get("RECEIVER_PUBLIC_URL") or "").startswith("https://"),
+        "gate": load_gate(env),
+        "enforcement": _parse(
+            env, "ENFORCEMENT", lambda raw: Enforcement(raw.lower()), Enforcement.ENFORCE
+        ),
     }
     redis_url = values["redis_url"]
     if redis_url and not redis_url.startswith(REDIS_SCHEMES):

@@ -78,6 +78,18 @@ DELIVERIES = Counter(
     "Notification delivery attempts, by channel and outcome.",
     ["channel", "outcome"],
 )
+WOULD_DENY = Counter(
+    "blast_radius_would_deny_total",
+    "Admission answers that allowed a request only because ENFORCEMENT=shadow, per tenant "
+    "(/gate and the per-tenant admission API; gateways deciding from the feed count their own).",
+    ["tenant_id"],
+)
+GATE_DECISIONS = Counter(
+    "blast_radius_gate_decisions_total",
+    "Forward-auth (/gate) answers: allow, deny, would_deny (shadow), no_tenant, "
+    "fail_open, fail_closed.",
+    ["outcome"],
+)
 for _outcome in ALERT_OUTCOMES:
     ALERTS.labels(_outcome)
 for _status in STATUS_CLASSES:

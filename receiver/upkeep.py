@@ -1,6 +1,6 @@
 """What time does to breakers when nobody asks: due transitions recorded, trips the
-guard or a shared cause held back retried, victims released, and guard slots that
-disagree with their breakers repaired."""
+guard or a shared cause held back retried, victims released, guard slots that
+disagree with their breakers repaired, and the gateways' deny-list filled once."""
 
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ def sweep(
     commit and its slot update, or between taking slots and committing): a
     disagreement seen again `confirm_after_s` later at the same breaker version is no
     commit racing its slot update, and is repaired within this sweep."""
+    if not store.admission.built():
+        store.admission.backfill(store.iter_known_tenants())
     events: list[TransitionEvent] = []
     observed: dict[str, tuple[int, bool]] = {}
     taken: dict[str, Slot] = {}

@@ -26,7 +26,7 @@ TIERS = ("platinum", "gold", "silver", "bronze", "bronze", "silver", "bronze", "
 READ = {"Authorization": f"Bearer {API_TOKEN}"}
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 HOOK = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
-NEW_ONLY = ("tenants_total", "alerts_total")
+NEW_ONLY = ("tenants_total", "alerts_total", "enforcement")
 """Fields added since the capture."""
 
 

@@ -4,6 +4,7 @@ whoever started them."""
 
 from __future__ import annotations
 
+import http.server
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -388,22 +390,23 @@ class AlertmanagerApi:
 
 
 class Nginx(Daemon):
-    """nginx with the shipped `deploy/nginx/blast-radius.conf` in a minimal main config;
-    only its listen and upstream addresses are rewritten."""
+    """nginx with a shipped site file from `deploy/nginx` in a minimal main config. Only
+    the strings in `rewrite` (addresses, paths, the token) are replaced, and each must
+    be in the file, so the test runs what ships; `listen` is the shipped listen line."""
 
-    SHIPPED_LISTEN = "listen 127.0.0.1:8081;"
-    SHIPPED_UPSTREAM = "server 127.0.0.1:8080;"
-
-    def __init__(self, upstream: str) -> None:
+    def __init__(
+        self, site: str, listen: str, rewrite: Mapping[str, str], ready_path: str = "/healthz"
+    ) -> None:
         self.binary = need_binary("nginx")
         self.port = free_port()
+        self.ready_path = ready_path
         self.dir = Path(tempfile.mkdtemp(prefix="br-nginx-"))
         self.proc: subprocess.Popen[bytes] | None = None
-        site = (ROOT / "deploy" / "nginx" / "blast-radius.conf").read_text()
-        assert self.SHIPPED_LISTEN in site and self.SHIPPED_UPSTREAM in site
-        site = site.replace(self.SHIPPED_LISTEN, f"listen 127.0.0.1:{self.port};")
-        site = site.replace(self.SHIPPED_UPSTREAM, f"server {upstream};")
-        (self.dir / "site.conf").write_text(site)
+        text = (ROOT / "deploy" / "nginx" / site).read_text()
+        for old, replacement in {listen: f"listen 127.0.0.1:{self.port};", **rewrite}.items():
+            assert old in text, f"{site} no longer has {old!r}"
+            text = text.replace(old, replacement)
+        (self.dir / "site.conf").write_text(text)
         temp = {name: self.dir / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}
         for path in temp.values():
             path.mkdir()
@@ -423,6 +426,31 @@ class Nginx(Daemon):
             "}\n"
         )
 
+    @classmethod
+    def receiver_proxy(cls, upstream: str) -> Nginx:
+        """`receiver.conf`: the buffering proxy in front of the receiver at `upstream`."""
+        rewrite = {"server 127.0.0.1:8080;": f"server {upstream};"}
+        return cls("receiver.conf", "listen 127.0.0.1:8081;", rewrite)
+
+    @classmethod
+    def gateway(cls, platform: str, receiver: str, token: str, fail_open: bool = True) -> Nginx:
+        """`blast-radius.conf`: the platform's gateway at `platform`, asking the receiver
+        at `receiver` with `token`; `fail_open=False` makes the documented change."""
+        cache = Path(tempfile.mkdtemp(prefix="br-nginx-cache-"))
+        rewrite = {
+            "server 127.0.0.1:9000;": f"server {platform};",
+            "server 127.0.0.1:8080;": f"server {receiver};",
+            "CHANGE-ME-RECEIVER-API-TOKEN": token,
+            "/var/cache/nginx/blast-radius": str(cache),
+        }
+        if not fail_open:
+            rewrite["proxy_pass http://platform;  # fail open"] = "return 503;"
+        nginx = cls("blast-radius.conf", "listen 127.0.0.1:8000;", rewrite, ready_path="/")
+        nginx.cache_dir = cache
+        return nginx
+
+    cache_dir: Path | None = None
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -431,7 +459,63 @@ class Nginx(Daemon):
         argv = [self.binary, "-p", str(self.dir), "-c", str(self.dir / "nginx.conf")]
 
         def proxying() -> bool:
-            return requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
+            return requests.get(f"{self.url}{self.ready_path}", timeout=1).status_code == 200
 
         self.launch(argv, "nginx", [(proxying, 30)])
         return self
+
+    def stop(self, keep_dir: bool = False) -> None:
+        super().stop(keep_dir)
+        if self.cache_dir is not None and not keep_dir:
+            shutil.rmtree(self.cache_dir, ignore_errors=True)
+
+
+class Upstream:
+    """A tiny platform behind a gateway: answers 200 "ok" to any method and path,
+    and counts the requests that reached it."""
+
+    def __init__(self) -> None:
+        self.hits = 0
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                # Headers and body go in two writes: without this, delayed ACKs hold
+                # each answer on a keep-alive connection for 40 ms.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                owner.hits += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _answer
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> Upstream:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()

@@ -1,10 +1,11 @@
 """The gateway's admission client against a real receiver, a dead one, and one whose
-Redis is down; cache and back-off behaviour with a stubbed transport."""
+Redis is down; refresh, draw and fallback behaviour with a stubbed transport."""
 
 from __future__ import annotations
 
 import json
 import logging
+import random
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -34,22 +35,30 @@ def live(receiver: Receiver, real_redis: redis.Redis) -> Receiver:
     return receiver
 
 
-class Stub(BaseAdapter):
-    """A transport that answers from a script and counts the requests it saw."""
+Answer = tuple[int, Any] | Exception
 
-    def __init__(self, *answers: dict[str, Any] | Exception) -> None:
+
+class Stub(BaseAdapter):
+    """A transport that answers (status, body) from a script, and keeps the requests."""
+
+    def __init__(self, *answers: Answer) -> None:
         super().__init__()
         self.answers = list(answers)
-        self.calls = 0
+        self.sent: list[requests.PreparedRequest] = []
+
+    @property
+    def calls(self) -> int:
+        return len(self.sent)
 
     def send(self, request: requests.PreparedRequest, *_: Any, **__: Any) -> requests.Response:
         answer = self.answers[min(self.calls, len(self.answers) - 1)]
-        self.calls += 1
+        self.sent.append(request)
         if isinstance(answer, Exception):
             raise answer
         response = requests.Response()
-        response.status_code = 200
-        response._content = json.dumps(answer).encode()
+        response.status_code, body = answer
+        response._content = b"" if body is None else json.dumps(body).encode()
+        response.headers["ETag"] = f'"v{self.calls}"'
         response.request = request
         return response
 
@@ -57,36 +66,53 @@ class Stub(BaseAdapter):
         pass
 
 
-def stubbed(stub: Stub, clock: Clock, fail_open: bool = True) -> AdmissionClient:
+def stubbed(stub: Stub, clock: Clock, fail_open: bool = True, **kwargs: Any) -> AdmissionClient:
     client = AdmissionClient(
-        "http://receiver.invalid", API_TOKEN, fail_open=fail_open, cache_ttl_s=1.0, clock=clock
+        "http://receiver.invalid", API_TOKEN, fail_open=fail_open, clock=clock, **kwargs
     )
     client.session.mount("http://", stub)
     return client
 
 
-HALF_OPEN = {"allow": False, "state": "half_open", "retry_after_s": 1}
+def feed(*entries: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    return 200, {"version": "1-0", "enforcement": "enforce", "tenants": list(entries)}
 
 
-def test_answers_come_from_the_receiver_then_the_cache(live: Receiver, clock: Clock) -> None:
-    """A closed tenant is allowed; within the TTL the cached answer stands, then a fresh one."""
-    with AdmissionClient(live.url, API_TOKEN, cache_ttl_s=5.0, clock=clock) as client:
+def listed(
+    tenant: str, state: str, allowed: float, retry: int | None = 30, **more: Any
+) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant,
+        "state": state,
+        "allowed_percent": allowed,
+        "retry_after_s": retry,
+        **more,
+    }
+
+
+def force_open(url: str, tenant: str) -> None:
+    requests.post(
+        f"{url}/api/v1/tenants/{tenant}/breaker",
+        json={"action": "force_open"},
+        headers=ADMIN,
+        timeout=5,
+    ).raise_for_status()
+
+
+def test_decisions_come_from_the_feed_refreshed_per_interval(live: Receiver, clock: Clock) -> None:
+    """Closed tenants are served; a forced breaker shows at the next refresh, not before."""
+    with AdmissionClient(live.url, API_TOKEN, refresh_s=5.0, clock=clock) as client:
         first = client.allow("acme")
-        assert (first.allow, first.state, first.source) == (True, "closed", Source.RECEIVER)
-        requests.post(
-            f"{live.url}/api/v1/tenants/acme/breaker",
-            json={"action": "force_open"},
-            headers=ADMIN,
-            timeout=5,
-        ).raise_for_status()
-        assert client.allow("acme").source is Source.CACHE
+        assert (first.allow, first.state, first.source) == (True, "closed", Source.FEED)
+        force_open(live.url, "acme")
+        assert client.allow("acme").allow is True
         clock.advance(5.0)
         fresh = client.allow("acme")
-        assert (fresh.allow, fresh.state, fresh.source) == (False, "forced_open", Source.RECEIVER)
+    assert (fresh.allow, fresh.state, fresh.source) == (False, "forced_open", Source.FEED)
 
 
 def test_isolated_tenant_is_refused_with_retry_after(live: Receiver) -> None:
-    """After the isolation alert fires, the gateway is told to refuse and when to ask again."""
+    """After the isolation alert fires, the gateway refuses and knows when to ask again."""
     requests.post(
         f"{live.url}/webhook/alertmanager", json=isolate_alert("acme"), headers=WEBHOOK, timeout=5
     ).raise_for_status()
@@ -100,7 +126,7 @@ def test_isolated_tenant_is_refused_with_retry_after(live: Receiver) -> None:
 
 @pytest.mark.parametrize("fail_open", [True, False])
 def test_dead_receiver_answers_by_policy(fail_open: bool) -> None:
-    """Nothing listening: every tenant gets the fallback answer, never an exception."""
+    """Nothing listening and no list yet: the fallback answer, never an exception."""
     client = AdmissionClient(f"http://127.0.0.1:{free_port()}", API_TOKEN, fail_open=fail_open)
     with client:
         decision = client.allow("acme")
@@ -155,29 +181,56 @@ def test_wrong_token_falls_back_and_logs_without_the_token(
     assert wrong not in caplog.text and API_TOKEN not in caplog.text
 
 
-def test_half_open_answers_are_asked_every_time(clock: Clock) -> None:
-    """Each half-open request is a probe the receiver draws for; caching would skew it."""
-    stub = Stub(HALF_OPEN, {"allow": True, "state": "half_open", "retry_after_s": None})
+def test_one_conditional_request_per_interval_for_every_tenant(clock: Clock) -> None:
+    """1,000 tenants decided, one request; the next interval sends the ETag and a 304
+    keeps the list."""
+    stub = Stub(feed(listed("acme", "open", 0.0)), (304, None))
     with stubbed(stub, clock) as client:
-        assert client.allow("acme").allow is False
-        second = client.allow("acme")
-    assert (second.allow, second.source, stub.calls) == (True, Source.RECEIVER, 2)
-
-
-def test_last_answer_bridges_a_failure_within_the_ttl(clock: Clock) -> None:
-    """A fresh last answer beats the blanket fallback when the receiver stops answering."""
-    stub = Stub(HALF_OPEN, requests.ConnectionError("refused"))
-    with stubbed(stub, clock) as client:
-        client.allow("acme")
-        bridged = client.allow("acme")
+        decisions = [client.allow(f"t{i}") for i in range(1000)]
+        assert stub.calls == 1
         clock.advance(1.0)
+        kept = client.allow("acme")
+    assert stub.calls == 2
+    assert stub.sent[1].headers["If-None-Match"] == '"v1"'
+    assert {d.allow for d in decisions} == {True}
+    assert (kept.allow, kept.state, kept.source) == (False, "open", Source.FEED)
+
+
+def test_retry_after_counts_down_on_the_clients_clock(clock: Clock) -> None:
+    """retry_after_s is from when the list came, however often it is asked."""
+    stub = Stub(feed(listed("acme", "open", 0.0, retry=30)), (304, None))
+    with stubbed(stub, clock) as client:
+        assert client.allow("acme").retry_after_s == 30
+        clock.advance(10.0)
+        assert client.allow("acme").retry_after_s == 20
+
+
+def test_half_open_share_is_a_local_draw(clock: Clock) -> None:
+    """A 10% probe share passes about 10% of 2,000 requests (binomial, 4.5 sd)."""
+    stub = Stub(feed(listed("acme", "half_open", 10.0, retry=1)))
+    draws = random.Random(7)
+    with stubbed(stub, clock, draw=draws.random) as client:
+        passed = sum(client.allow("acme").allow for _ in range(2000))
+    sd = (2000 * 0.1 * 0.9) ** 0.5
+    assert 200 - 4.5 * sd <= passed <= 200 + 4.5 * sd
+    assert stub.calls == 1
+
+
+def test_last_good_list_bridges_a_failure_then_falls_back(clock: Clock) -> None:
+    """The receiver stops answering: the last list stands for max_stale_s, then policy."""
+    stub = Stub(feed(listed("acme", "open", 0.0)), requests.ConnectionError("refused"))
+    with stubbed(stub, clock, max_stale_s=10.0) as client:
+        client.allow("acme")
+        clock.advance(1.0)
+        bridged = client.allow("acme")
+        clock.advance(9.0)
         later = client.allow("acme")
-    assert (bridged.allow, bridged.state, bridged.source) == (False, "half_open", Source.CACHE)
+    assert (bridged.allow, bridged.state, bridged.source) == (False, "open", Source.STALE)
     assert (later.allow, later.source) == (True, Source.FALLBACK)
 
 
-def test_after_a_failure_it_stops_asking_for_a_ttl(clock: Clock) -> None:
-    """A down receiver is asked once per TTL, not once per gateway request."""
+def test_after_a_failure_it_asks_once_per_interval(clock: Clock) -> None:
+    """A down receiver is asked once per interval, not once per gateway request."""
     stub = Stub(requests.ConnectTimeout("slow"))
     with stubbed(stub, clock, fail_open=False) as client:
         decisions = [client.allow(f"t{i}") for i in range(20)]
@@ -188,14 +241,28 @@ def test_after_a_failure_it_stops_asking_for_a_ttl(clock: Clock) -> None:
     assert {(d.allow, d.source) for d in decisions} == {(False, Source.FALLBACK)}
 
 
+def test_shadow_feed_allows_and_says_what_enforcement_would_do(clock: Clock) -> None:
+    """ENFORCEMENT=shadow: served, with would_allow False for the gateway to count."""
+    entry = listed("acme", "open", 100.0, would_allow_percent=0.0)
+    with stubbed(Stub(feed(entry)), clock) as client:
+        decision = client.allow("acme")
+    assert (decision.allow, decision.would_allow) == (True, False)
+
+
 @pytest.mark.parametrize(
     "answer",
-    [{"allow": "yes", "state": "open"}, {"state": "open"}, ["allow"], "ok"],
+    [
+        (200, {"tenants": [{"tenant_id": "acme", "state": "open"}]}),
+        (200, {"tenants": [{"tenant_id": "acme", "state": "open", "allowed_percent": "0"}]}),
+        (200, {"version": "1"}),
+        (200, ["tenants"]),
+        (200, "ok"),
+        (304, None),
+    ],
 )
-def test_malformed_answer_is_a_failure(clock: Clock, answer: Any) -> None:
-    """Anything but the documented shape is treated like an unreachable receiver."""
-    stub = Stub(answer)
-    with stubbed(stub, clock, fail_open=False) as client:
+def test_malformed_answer_is_a_failure(clock: Clock, answer: Answer) -> None:
+    """Anything but the documented shape (or a 304 with no list) is an unreachable receiver."""
+    with stubbed(Stub(answer), clock, fail_open=False) as client:
         decision = client.allow("acme")
     assert (decision.allow, decision.source) == (False, Source.FALLBACK)
 
@@ -203,7 +270,7 @@ def test_malformed_answer_is_a_failure(clock: Clock, answer: Any) -> None:
 @pytest.mark.parametrize("tenant_id", ["", "a/b", "x}:*", "../admin", "a" * 65, "ü"])
 def test_invalid_tenant_ids_are_allowed_without_asking(clock: Clock, tenant_id: str) -> None:
     """The receiver never isolates an id it rejects, so there is nothing to ask."""
-    stub = Stub(HALF_OPEN)
+    stub = Stub(feed())
     with stubbed(stub, clock, fail_open=False) as client:
         decision = client.allow(tenant_id)
     assert (decision.allow, decision.source, stub.calls) == (True, Source.LOCAL, 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from receiver.config import ConfigError, load_settings
+from receiver.config import ConfigError, Enforcement, load_settings
 from tests.conftest import TOKENS_ENV
 
 
@@ -54,3 +54,43 @@ def test_invalid_values_name_the_variable(change: dict[str, str], name: str) -> 
         load_settings({**TOKENS_ENV, **change})
     message = str(info.value)
     assert name in message and "\n" not in message
+
+
+def test_gate_and_enforcement_settings() -> None:
+    """Defaults: X-Tenant-ID, 429, no tenant allowed, fail open, enforce; each parsed."""
+    default = load_settings(TOKENS_ENV)
+    assert (default.gate.tenant_header, default.gate.deny_status) == ("X-Tenant-ID", 429)
+    assert (default.gate.no_tenant_allow, default.gate.fail_open) == (True, True)
+    assert (default.gate.tenant_pattern, default.enforcement) == (None, Enforcement.ENFORCE)
+    env = {
+        **TOKENS_ENV,
+        "GATE_TENANT_HEADER": "X-Scope-OrgID",
+        "GATE_TENANT_PATTERN": "^/t/(?P<tenant>[^/]+)/",
+        "GATE_DENY_STATUS": "403",
+        "GATE_NO_TENANT": "deny",
+        "GATE_FAIL_OPEN": "false",
+        "ENFORCEMENT": "Shadow",
+    }
+    settings = load_settings(env)
+    assert settings.gate.tenant_header == "X-Scope-OrgID"
+    assert settings.gate.tenant_pattern is not None
+    assert (settings.gate.deny_status, settings.gate.no_tenant_allow) == (403, False)
+    assert (settings.gate.fail_open, settings.enforcement) == (False, Enforcement.SHADOW)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("GATE_DENY_STATUS", "503"),
+        ("GATE_DENY_STATUS", "200"),
+        ("GATE_TENANT_PATTERN", "^/t/[^/]+/"),
+        ("GATE_TENANT_PATTERN", "(unclosed"),
+        ("GATE_NO_TENANT", "maybe"),
+        ("GATE_FAIL_OPEN", "sometimes"),
+        ("ENFORCEMENT", "audit"),
+    ],
+)
+def test_invalid_gate_settings_name_the_variable(name: str, value: str) -> None:
+    """A 5xx deny, a pattern without a group, an unknown mode: one line naming it."""
+    with pytest.raises(ConfigError, match=name):
+        load_settings({**TOKENS_ENV, name: value})

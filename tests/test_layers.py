@@ -20,6 +20,7 @@ DOMAIN = {
     "config",
     "figures",
     "incident_doc",
+    "gate",
     "incidents",
     "members",
     "postmortem",

@@ -10,6 +10,7 @@ from receiver.config import NotifySettings
 from receiver.notify.email import Email
 from receiver.notify.message import (
     NAMES_PER_CHANGE,
+    SHADOW_NOTE,
     TENANTS_LISTED,
     Message,
     TenantLine,
@@ -122,6 +123,15 @@ def test_every_channel_says_what_changed() -> None:
     assert "Changes:   isolated: b01, b02" in Email(SETTINGS).render(changed)["body"]
     details = PagerDuty(SETTINGS).render(changed)["payload"]["custom_details"]
     assert details["changes"] == "isolated: b01, b02"
+
+
+def test_shadow_mode_messages_say_nothing_was_enforced() -> None:
+    """ENFORCEMENT=shadow: every channel's headline line says so."""
+    shadow = message(enforced=False)
+    assert SHADOW_NOTE in str(Slack(SETTINGS).render(shadow)["text"])
+    assert SHADOW_NOTE in Email(SETTINGS).render(shadow)["subject"]
+    assert SHADOW_NOTE in PagerDuty(SETTINGS).render(shadow)["payload"]["summary"]
+    assert SHADOW_NOTE not in message().summary
 
 
 def test_large_incidents_list_a_bounded_number_of_tenants() -> None:

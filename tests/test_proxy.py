@@ -1,5 +1,5 @@
 """Slow clients cannot starve the receiver behind the shipped nginx: gunicorn with its
-shipped settings, nginx with `deploy/nginx/blast-radius.conf`, and clients that send
+shipped settings, nginx with `deploy/nginx/receiver.conf`, and clients that send
 half a request and wait, or trickle a body a byte a second."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ whole 60s worker timeout."""
 def proxied() -> Iterator[tuple[Receiver, Nginx]]:
     store = RedisServer().start()
     receiver = Receiver({**TOKENS_ENV, "REDIS_URL": store.url}, workers=2).start()
-    nginx = Nginx(receiver.url.removeprefix("http://"))
+    nginx = Nginx.receiver_proxy(receiver.url.removeprefix("http://"))
     try:
         yield receiver, nginx.start()
     finally:

@@ -104,8 +104,10 @@ def test_operator_actions(client: FlaskClient) -> None:
     assert denied == {
         "tenant_id": "acme",
         "allow": False,
+        "would_allow": False,
         "state": "forced_open",
         "retry_after_s": None,
+        "enforcement": "enforce",
     }
     closed = client.post(
         f"{BASE}/acme/breaker", json={"action": "force_close", "reason": "ok"}, headers=ADMIN
@@ -132,7 +134,14 @@ def test_admission_of_open_tenant_says_when_to_retry(client: FlaskClient, clock:
     fail(client, "acme")
     clock.advance(20)
     body = client.get(f"{BASE}/acme/admission", headers=READER).get_json()
-    assert body == {"tenant_id": "acme", "allow": False, "state": "open", "retry_after_s": 40}
+    assert body == {
+        "tenant_id": "acme",
+        "allow": False,
+        "would_allow": False,
+        "state": "open",
+        "retry_after_s": 40,
+        "enforcement": "enforce",
+    }
 
 
 def test_half_open_admits_about_the_probe_share(client: FlaskClient, clock: Clock) -> None:

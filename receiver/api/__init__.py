@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from flask import Flask
 
-from receiver.api import alerts, health, incidents, notifications, openapi, tenants, webhook
+from receiver.api import (
+    admission,
+    alerts,
+    gate,
+    health,
+    incidents,
+    notifications,
+    openapi,
+    tenants,
+    webhook,
+)
 
 
 def register(app: Flask) -> None:
@@ -15,3 +25,5 @@ def register(app: Flask) -> None:
     app.register_blueprint(incidents.bp)
     app.register_blueprint(notifications.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(admission.bp)
+    app.register_blueprint(gate.bp)

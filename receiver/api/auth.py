@@ -49,11 +49,18 @@ def allowed(token: str, role: Role) -> bool:
     return admin or reader
 
 
-def require(role: Role) -> Callable[[Callable[P, R]], Callable[P, R]]:
+def require(
+    role: Role, token_header: str | None = None
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """The view needs a token of `role`: a bearer token, or the `token_header` if given
+    (for gateways that cannot add an Authorization header to the check alone)."""
+
     def decorate(view: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(view)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            token = _bearer()
+            token = _bearer() or (
+                request.headers.get(token_header, "").strip() if token_header else ""
+            )
             if role is Role.METRICS and get_services().settings.metrics_token is None:
                 return view(*args, **kwargs)
             if not token or not allowed(token, role):

@@ -46,6 +46,7 @@ def incident_out(incident: Incident, at: float, full: bool = True) -> dict[str, 
     data["detection_latency_s"] = detection_latencies(incident)
     data["alerts"] = list(data["alerts"].values())
     data["timeline"] = sorted(data["timeline"], key=lambda e: e["at"])
+    data["enforcement"] = get_services().settings.enforcement.value
     if not full:
         for heavy in ("timeline", "notes", "postmortem", "alerts"):
             data.pop(heavy)

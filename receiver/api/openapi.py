@@ -9,6 +9,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Response, jsonify
 
 from receiver.api import outputs
+from receiver.api.admission import FeedQuery
 from receiver.api.alerts import AlertQuery
 from receiver.api.notifications import NotificationQuery
 from receiver.schemas import (
@@ -100,6 +101,16 @@ ROUTES: list[tuple[str, str, str, str | None, Any, Any, Any, list[dict[str, Any]
         None,
         outputs.AdmissionOut,
         [TENANT],
+    ),
+    (
+        "get",
+        "/api/v1/admission",
+        "Deny-list feed for gateways (ETag; ?wait= long poll)",
+        "read",
+        FeedQuery,
+        None,
+        outputs.FeedOut,
+        [],
     ),
     (
         "get",

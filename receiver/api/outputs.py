@@ -61,6 +61,24 @@ class AdmissionOut(Out):
     allow = fields.Boolean(dump_only=True)
     state = fields.String(dump_only=True)
     retry_after_s = fields.Integer(dump_only=True, allow_none=True)
+    would_allow = fields.Boolean(dump_only=True)
+    enforcement = fields.String(dump_only=True, metadata={"enum": ["enforce", "shadow"]})
+
+
+class FeedEntryOut(Out):
+    tenant_id = fields.String(dump_only=True)
+    state = fields.String(dump_only=True)
+    allowed_percent = fields.Float(dump_only=True)
+    would_allow_percent = fields.Float(dump_only=True)
+    retry_after_s = fields.Integer(dump_only=True, allow_none=True)
+    until = fields.Float(dump_only=True, allow_none=True)
+
+
+class FeedOut(Out):
+    version = fields.String(dump_only=True)
+    enforcement = fields.String(dump_only=True, metadata={"enum": ["enforce", "shadow"]})
+    generated_at = fields.Float(dump_only=True)
+    tenants = fields.List(fields.Nested(FeedEntryOut), dump_only=True)
 
 
 class StoredAlertOut(Out):
@@ -94,6 +112,13 @@ class ImpactOut(Out):
 
 class IncidentOut(Out):
     id = fields.String(dump_only=True)
+    enforcement = fields.String(
+        dump_only=True,
+        metadata={
+            "enum": ["enforce", "shadow"],
+            "description": "the receiver's mode now; shadow: no isolation was enforced",
+        },
+    )
     scope = fields.String(dump_only=True)
     title = fields.String(dump_only=True)
     priority = fields.String(dump_only=True)

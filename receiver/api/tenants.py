@@ -19,6 +19,8 @@ from receiver.breaker import (
     next_transition_at,
     tick,
 )
+from receiver.config import Enforcement
+from receiver.metrics import WOULD_DENY
 from receiver.pipeline import OperatorAction, apply
 from receiver.schemas import BreakerActionSchema, PageSchema, TenantOut, TenantUpdateSchema
 from receiver.services import Services
@@ -132,8 +134,14 @@ def act_on_breaker(tenant_id: str, action: Action, reason: str | None) -> list[T
 @bp.get("/<tenant_id>/admission")
 @require(Role.READ)
 def admission(tenant_id: str) -> Response:
-    """The gateway's question before serving a tenant. Half-open lets a probe share through."""
-    return jsonify(admission_answer(checked_tenant_id(tenant_id)))
+    """The gateway's question before serving a tenant. Half-open lets a probe share
+    through; in shadow mode every answer allows, `would_allow` says what it would be."""
+    answer = admission_answer(checked_tenant_id(tenant_id))
+    response = jsonify(answer)
+    if not answer["would_allow"] and answer["allow"]:  # shadow mode
+        WOULD_DENY.labels(tenant_id).inc()
+        response.headers["X-Blast-Radius-Would-Deny"] = answer["state"]
+    return response
 
 
 def admission_answer(tenant_id: str) -> dict[str, Any]:
@@ -143,9 +151,12 @@ def admission_answer(tenant_id: str) -> dict[str, Any]:
     snapshot = services.store.read({tenant_id: []}, at)[tenant_id]
     breaker, _ = tick(snapshot.breaker, at, services.settings.breaker)
     decision = admit(breaker, at, services.settings.breaker, random.random())
+    shadow = services.settings.enforcement is Enforcement.SHADOW
     return {
         "tenant_id": tenant_id,
-        "allow": decision.allow,
+        "allow": decision.allow or shadow,
+        "would_allow": decision.allow,
         "state": decision.state.value,
-        "retry_after_s": decision.retry_after_s,
+        "retry_after_s": None if shadow else decision.retry_after_s,
+        "enforcement": services.settings.enforcement.value,
     }

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from rq import Retry
 
 from receiver.breaker import tick
+from receiver.config import Enforcement
 from receiver.incidents import Incident, Priority, Scope, Status
 from receiver.notify.hub import Hub
 from receiver.notify.message import Message, build, deferred_until, main_event
@@ -176,7 +177,9 @@ def _notify(hub: Hub, incident: Incident, members: set[str], now: float) -> None
     target = escalation_target(hub, incident.escalation_level)
     states = _states(hub, incident, now)
     url = hub.settings.notify.public_url
-    message = build(incident, main_event(kinds), now, states, url, target, _changes(members))
+    enforced = hub.settings.enforcement is Enforcement.ENFORCE
+    event = main_event(kinds)
+    message = build(incident, event, now, states, url, target, _changes(members), enforced)
     sent = enqueue(hub, message, now)
     log.info(
         "incident %s: %s queued for %s",

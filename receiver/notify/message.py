@@ -65,6 +65,12 @@ HEADLINES = {
 }
 
 
+SHADOW_NOTE = "shadow mode: nothing was enforced"
+SHADOW_DETAILS = (
+    "Shadow mode (ENFORCEMENT=shadow): nothing was enforced, gateways served every request"
+)
+
+
 @dataclass(frozen=True)
 class TenantLine:
     tenant_id: str
@@ -90,6 +96,8 @@ class Message:
     details: str = ""
     """What happened to which tenants since the incident's last message."""
     links: dict[str, str] = field(default_factory=dict)
+    enforced: bool = True
+    """False in shadow mode: breakers moved, but gateways served every request."""
 
     @property
     def headline(self) -> str:
@@ -99,7 +107,10 @@ class Message:
     def summary(self) -> str:
         tenants = len(self.tenants)
         who = f"{tenants} tenant{'s' if tenants != 1 else ''}"
-        return f"[{self.priority}] {self.headline}: {self.title} ({who}) — {self.incident_id}"
+        shadow = "" if self.enforced else f" [{SHADOW_NOTE}]"
+        return (
+            f"[{self.priority}] {self.headline}: {self.title} ({who}) — {self.incident_id}{shadow}"
+        )
 
 
 def main_event(kinds: list[str]) -> str:
@@ -129,6 +140,7 @@ def build(
     public_url: str,
     escalation_target: str | None = None,
     changes: Mapping[str, Iterable[str]] | None = None,
+    enforced: bool = True,
 ) -> Message:
     cost = impact(incident, now)
     tier = highest_tier(incident.tenants.values())
@@ -150,6 +162,9 @@ def build(
         avoided=cost.avoided,
         escalation_level=incident.escalation_level,
         escalation_target=escalation_target,
-        details=describe(changes or {}),
+        details="; ".join(
+            part for part in ("" if enforced else SHADOW_DETAILS, describe(changes or {})) if part
+        ),
         links={"incident": base, "postmortem": f"{base}/postmortem"},
+        enforced=enforced,
     )

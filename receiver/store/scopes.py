@@ -20,6 +20,7 @@ import redis
 from receiver.breaker import Breaker, State, Transition
 from receiver.causes import SharedCause
 from receiver.store import keys as k
+from receiver.store.admission import SYNC_ENTRY, AdmissionStore
 from receiver.store.causes import CauseStore
 from receiver.store.slots import SlotStore
 
@@ -29,7 +30,8 @@ REFIRE_GRACE_S = 60.0
 (an HA peer's late delivery); after it, the same state firing again is new."""
 
 # KEYS[1] state hash, KEYS[2] transitions list, KEYS[3] seen zset,
-# KEYS[4] alerts hash, KEYS[5] tenant hash, KEYS[6] resolved zset
+# KEYS[4] alerts hash, KEYS[5] tenant hash, KEYS[6] resolved zset, KEYS[7] the
+# gateways' deny-list (`admission`, global: see keys.py)
 # ARGV[1] expected version, ARGV[2] now (epoch s), ARGV[3] seen expiry (epoch s),
 # ARGV[4] transition log cap, ARGV[5] tier label ("" leaves it), then six counted
 # lists, each a count followed by its items: state field/value pairs, transitions
@@ -38,9 +40,12 @@ REFIRE_GRACE_S = 60.0
 # alerts are forgotten (up to 100 of them per call), then a time and a counted list
 # of delivery keys to expire at that time (the firing state of an alert that
 # resolved: a late copy of it is still a duplicate for a while, a real re-fire with
-# the same start after that counts); a key's expiry is only ever brought forward.
+# the same start after that counts); a key's expiry is only ever brought forward;
+# then the tenant whose deny-list entry follows the new breaker ("" for none).
 # Returns the new version, or 0 if the version moved since the caller read it.
-COMMIT_SCOPE = """
+COMMIT_SCOPE = (
+    SYNC_ENTRY
+    + """
 local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if version ~= tonumber(ARGV[1]) then return 0 end
 local i = 6
@@ -71,10 +76,12 @@ end
 local expire_at = ARGV[i]; i = i + 1
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('ZADD', KEYS[3], 'XX', 'LT', expire_at, ARGV[i]); i = i + 1 end
+sync_entry(KEYS[7], KEYS[1], ARGV[i])
 redis.call('HSETNX', KEYS[5], 'first_seen_at', ARGV[2])
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[5], 'tier_label', ARGV[5]) end
 return version + 1
 """
+)
 
 
 @dataclass(frozen=True)
@@ -187,6 +194,7 @@ class ScopeStore:
         self.seen_ttl_s = seen_ttl_s
         self._commit = client.register_script(COMMIT_SCOPE)
         self.slots = SlotStore(client)
+        self.admission = AdmissionStore(client)
 
     def ping(self) -> bool:
         return bool(self.client.ping())
@@ -278,8 +286,11 @@ class ScopeStore:
             args += [len(resolved), *resolved, len(firing), *firing, repr(now - self.seen_ttl_s)]
             grace = min(REFIRE_GRACE_S, self.seen_ttl_s)
             args += [repr(now + grace), len(change.forget_keys), *change.forget_keys]
+            gated = change.breaker is not None and not scope.startswith("_")
+            args.append(scope if gated else "")
             names = ("state", "transitions", "seen", "alerts", "tenant", "resolved")
-            self._commit(keys=[k.scope_key(scope, n) for n in names], args=args, client=pipe)
+            keys = [k.scope_key(scope, n) for n in names] + [k.ADMISSION]
+            self._commit(keys=keys, args=args, client=pipe)
         known = list(known)
         if known:
             pipe.zadd(k.TENANTS, {tenant: now for tenant in known}, nx=True)
