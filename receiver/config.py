@@ -8,24 +8,31 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
-T = TypeVar("T")
+from receiver.env import (
+    MIN_TOKEN_LENGTH,
+    ConfigError,
+    flag,
+    non_negative,
+    optional_token,
+    parse,
+    percent,
+    positive,
+    tiered,
+    token,
+)
 
-MIN_TOKEN_LENGTH = 16
+__all__ = ["MIN_TOKEN_LENGTH", "ConfigError", "Settings", "load_settings"]
 DEFAULT_TIER_HOURLY_COST = {
     "platinum": 150_000.0,
     "gold": 60_000.0,
     "silver": 25_000.0,
     "bronze": 5_000.0,
 }
-
-
-class ConfigError(ValueError):
-    """A setting is missing or invalid; the message names the variable."""
 
 
 @dataclass(frozen=True)
@@ -152,40 +159,6 @@ class Settings:
     enforcement: Enforcement = Enforcement.ENFORCE
 
 
-def _parse(env: Mapping[str, str], name: str, cast: Callable[[str], T], default: T) -> T:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return cast(raw.strip())
-    except ValueError as exc:
-        raise ConfigError(f"{name}: invalid value {raw!r} ({exc})") from None
-
-
-def _positive(cast: Callable[[str], T]) -> Callable[[str], T]:
-    def parse(raw: str) -> T:
-        value = cast(raw)
-        if value <= 0:  # type: ignore[operator]
-            raise ValueError("must be greater than 0")
-        return value
-
-    return parse
-
-
-def _non_negative(raw: str) -> float:
-    value = float(raw)
-    if value < 0:
-        raise ValueError("must not be negative")
-    return value
-
-
-def _percent(raw: str) -> float:
-    value = float(raw)
-    if not 0 <= value <= 100:
-        raise ValueError("must be between 0 and 100")
-    return value
-
-
 def _costs(raw: str) -> dict[str, float]:
     costs = dict(DEFAULT_TIER_HOURLY_COST)
     for part in raw.split(","):
@@ -218,14 +191,6 @@ def _addresses(raw: str) -> tuple[str, ...]:
     return found
 
 
-def _flag(raw: str) -> bool:
-    if raw.lower() in ("1", "true", "yes", "on"):
-        return True
-    if raw.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true or false")
-
-
 def _deny_status(raw: str) -> int:
     value = int(raw)
     if not 400 <= value <= 499:
@@ -252,125 +217,95 @@ def _no_tenant(raw: str) -> bool:
 def load_gate(env: Mapping[str, str]) -> GateSettings:
     return GateSettings(
         tenant_header=(env.get("GATE_TENANT_HEADER") or "X-Tenant-ID").strip(),
-        tenant_pattern=_parse(env, "GATE_TENANT_PATTERN", _pattern, None),
-        deny_status=_parse(env, "GATE_DENY_STATUS", _deny_status, 429),
-        no_tenant_allow=_parse(env, "GATE_NO_TENANT", _no_tenant, True),
-        fail_open=_parse(env, "GATE_FAIL_OPEN", _flag, True),
+        tenant_pattern=parse(env, "GATE_TENANT_PATTERN", _pattern, None),
+        deny_status=parse(env, "GATE_DENY_STATUS", _deny_status, 429),
+        no_tenant_allow=parse(env, "GATE_NO_TENANT", _no_tenant, True),
+        fail_open=parse(env, "GATE_FAIL_OPEN", flag, True),
     )
-
-
-def _tiered(env: Mapping[str, str], name: str, cast: Callable[[str], T]) -> dict[str, T]:
-    """`NAME` as `default`, `NAME_<TIER>` per tier."""
-    values: dict[str, T] = {}
-    for suffix in ("", "_PLATINUM", "_GOLD", "_SILVER", "_BRONZE"):
-        key = suffix[1:].lower() or "default"
-        value = _parse(env, f"{name}{suffix}", cast, None)
-        if value is not None:
-            values[key] = value
-    return values
 
 
 def load_notify(env: Mapping[str, str]) -> NotifySettings:
     return NotifySettings(
-        routes=_parse(env, "NOTIFY_ROUTES", _routes, dict(DEFAULT_ROUTES)),
-        pagerduty_routing_keys=_tiered(env, "PAGERDUTY_ROUTING_KEY", str),
+        routes=parse(env, "NOTIFY_ROUTES", _routes, dict(DEFAULT_ROUTES)),
+        pagerduty_routing_keys=tiered(env, "PAGERDUTY_ROUTING_KEY", str),
         pagerduty_events_url=env.get("PAGERDUTY_EVENTS_URL")
         or "https://events.pagerduty.com/v2/enqueue",
         slack_webhook_url=env.get("SLACK_WEBHOOK_URL") or None,
         smtp_host=env.get("SMTP_HOST") or None,
-        smtp_port=_parse(env, "SMTP_PORT", _positive(int), 25),
+        smtp_port=parse(env, "SMTP_PORT", positive(int), 25),
         smtp_user=env.get("SMTP_USER") or None,
         smtp_password=env.get("SMTP_PASSWORD") or None,
-        smtp_starttls=_parse(env, "SMTP_STARTTLS", _flag, False),
+        smtp_starttls=parse(env, "SMTP_STARTTLS", flag, False),
         email_from=env.get("EMAIL_FROM") or "blast-radius@localhost",
-        email_to=_tiered(env, "EMAIL_TO", _addresses),
-        escalation_chain=_parse(
+        email_to=tiered(env, "EMAIL_TO", _addresses),
+        escalation_chain=parse(
             env,
             "ESCALATION_CHAIN",
             lambda raw: tuple(p.strip() for p in raw.split(",") if p.strip()),
             ("on-call", "platform lead", "CTO"),
         ),
         public_url=(env.get("RECEIVER_PUBLIC_URL") or "http://127.0.0.1:8080").rstrip("/"),
-        timeout_s=_parse(env, "NOTIFY_TIMEOUT_S", _positive(float), 10.0),
-        max_attempts=_parse(env, "NOTIFY_MAX_ATTEMPTS", _positive(int), 8),
-        backoff_base_s=_parse(env, "NOTIFY_BACKOFF_BASE_S", _positive(float), 2.0),
-        backoff_cap_s=_parse(env, "NOTIFY_BACKOFF_CAP_S", _positive(float), 300.0),
-        update_interval_s=_parse(env, "NOTIFY_UPDATE_INTERVAL_S", _non_negative, 60.0),
+        timeout_s=parse(env, "NOTIFY_TIMEOUT_S", positive(float), 10.0),
+        max_attempts=parse(env, "NOTIFY_MAX_ATTEMPTS", positive(int), 8),
+        backoff_base_s=parse(env, "NOTIFY_BACKOFF_BASE_S", positive(float), 2.0),
+        backoff_cap_s=parse(env, "NOTIFY_BACKOFF_CAP_S", positive(float), 300.0),
+        update_interval_s=parse(env, "NOTIFY_UPDATE_INTERVAL_S", non_negative, 60.0),
     )
 
 
-def _token(env: Mapping[str, str], name: str) -> str:
-    value = env.get(name, "").strip()
-    if not value:
-        raise ConfigError(
-            f"{name} is required (a random secret of at least {MIN_TOKEN_LENGTH} characters)"
-        )
-    if len(value) < MIN_TOKEN_LENGTH:
-        raise ConfigError(f"{name} must be at least {MIN_TOKEN_LENGTH} characters long")
-    return value
-
-
 REDIS_SCHEMES = ("redis:", "rediss:", "unix:")
-
-
-def _optional_token(env: Mapping[str, str], name: str) -> str | None:
-    if not (env.get(name) or "").strip():
-        return None
-    return _token(env, name)
 
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build settings from `env` (default: the process environment)."""
     env = os.environ if env is None else env
     breaker = BreakerSettings(
-        failure_threshold=_parse(env, "BREAKER_FAILURE_THRESHOLD", _positive(int), 1),
-        open_timeout_s=_parse(env, "BREAKER_OPEN_TIMEOUT_S", _positive(float), 60.0),
-        max_open_timeout_s=_parse(env, "BREAKER_MAX_OPEN_TIMEOUT_S", _positive(float), 900.0),
-        half_open_probe_percent=_parse(env, "BREAKER_HALF_OPEN_PROBE_PERCENT", _percent, 10.0),
-        half_open_probation_s=_parse(env, "BREAKER_HALF_OPEN_PROBATION_S", _positive(float), 60.0),
-        transition_log_cap=_parse(env, "BREAKER_TRANSITION_LOG_CAP", _positive(int), 100),
+        failure_threshold=parse(env, "BREAKER_FAILURE_THRESHOLD", positive(int), 1),
+        open_timeout_s=parse(env, "BREAKER_OPEN_TIMEOUT_S", positive(float), 60.0),
+        max_open_timeout_s=parse(env, "BREAKER_MAX_OPEN_TIMEOUT_S", positive(float), 900.0),
+        half_open_probe_percent=parse(env, "BREAKER_HALF_OPEN_PROBE_PERCENT", percent, 10.0),
+        half_open_probation_s=parse(env, "BREAKER_HALF_OPEN_PROBATION_S", positive(float), 60.0),
+        transition_log_cap=parse(env, "BREAKER_TRANSITION_LOG_CAP", positive(int), 100),
     )
     if breaker.max_open_timeout_s < breaker.open_timeout_s:
         raise ConfigError("BREAKER_MAX_OPEN_TIMEOUT_S must not be less than BREAKER_OPEN_TIMEOUT_S")
     incidents = IncidentSettings(
-        correlation_window_s=_parse(env, "INCIDENT_CORRELATION_WINDOW_S", _positive(float), 300.0),
-        quiet_period_s=_parse(env, "INCIDENT_QUIET_PERIOD_S", _non_negative, 0.0),
-        alert_timeout_s=_parse(env, "INCIDENT_ALERT_TIMEOUT_S", _positive(float), 86400.0),
-        retention_s=_parse(env, "INCIDENT_RETENTION_S", _positive(float), 90 * 86400.0),
+        correlation_window_s=parse(env, "INCIDENT_CORRELATION_WINDOW_S", positive(float), 300.0),
+        quiet_period_s=parse(env, "INCIDENT_QUIET_PERIOD_S", non_negative, 0.0),
+        alert_timeout_s=parse(env, "INCIDENT_ALERT_TIMEOUT_S", positive(float), 86400.0),
+        retention_s=parse(env, "INCIDENT_RETENTION_S", positive(float), 90 * 86400.0),
     )
     values: dict[str, Any] = {
-        "webhook_token": _token(env, "RECEIVER_WEBHOOK_TOKEN"),
-        "api_token": _token(env, "RECEIVER_API_TOKEN"),
-        "admin_token": _token(env, "RECEIVER_ADMIN_TOKEN"),
+        "webhook_token": token(env, "RECEIVER_WEBHOOK_TOKEN"),
+        "api_token": token(env, "RECEIVER_API_TOKEN"),
+        "admin_token": token(env, "RECEIVER_ADMIN_TOKEN"),
         "redis_url": env.get("REDIS_URL") or None,
         "tenants_file": env.get("TENANTS_FILE") or None,
         "breaker": breaker,
         "incidents": incidents,
-        "max_isolated_percent": _parse(env, "GUARD_MAX_ISOLATED_PERCENT", _percent, 20.0),
-        "shared_settle_s": _parse(env, "GUARD_SHARED_SETTLE_S", _non_negative, 60.0),
-        "shared_release_window_s": _parse(
-            env, "GUARD_SHARED_RELEASE_WINDOW_S", _non_negative, 60.0
-        ),
+        "max_isolated_percent": parse(env, "GUARD_MAX_ISOLATED_PERCENT", percent, 20.0),
+        "shared_settle_s": parse(env, "GUARD_SHARED_SETTLE_S", non_negative, 60.0),
+        "shared_release_window_s": parse(env, "GUARD_SHARED_RELEASE_WINDOW_S", non_negative, 60.0),
         "notify": load_notify(env),
-        "max_body_bytes": _parse(env, "RECEIVER_MAX_BODY_BYTES", _positive(int), 10 * 1024 * 1024),
-        "metrics_token": _optional_token(env, "METRICS_TOKEN"),
-        "max_alert_age_s": _parse(env, "RECEIVER_MAX_ALERT_AGE_S", _positive(float), 2592000.0),
-        "max_alert_future_s": _parse(env, "RECEIVER_MAX_ALERT_FUTURE_S", _positive(float), 600.0),
-        "max_label_bytes": _parse(env, "RECEIVER_MAX_LABEL_BYTES", _positive(int), 4096),
-        "max_annotation_bytes": _parse(env, "RECEIVER_MAX_ANNOTATION_BYTES", _positive(int), 16384),
-        "idempotency_ttl_s": _parse(env, "RECEIVER_IDEMPOTENCY_TTL_S", _positive(float), 86400.0),
-        "sweep_interval_s": _parse(env, "RECEIVER_SWEEP_INTERVAL_S", _positive(float), 5.0),
-        "watchdog_max_age_s": _parse(env, "RECEIVER_WATCHDOG_MAX_AGE_S", _positive(float), 300.0),
+        "max_body_bytes": parse(env, "RECEIVER_MAX_BODY_BYTES", positive(int), 10 * 1024 * 1024),
+        "metrics_token": optional_token(env, "METRICS_TOKEN"),
+        "max_alert_age_s": parse(env, "RECEIVER_MAX_ALERT_AGE_S", positive(float), 2592000.0),
+        "max_alert_future_s": parse(env, "RECEIVER_MAX_ALERT_FUTURE_S", positive(float), 600.0),
+        "max_label_bytes": parse(env, "RECEIVER_MAX_LABEL_BYTES", positive(int), 4096),
+        "max_annotation_bytes": parse(env, "RECEIVER_MAX_ANNOTATION_BYTES", positive(int), 16384),
+        "idempotency_ttl_s": parse(env, "RECEIVER_IDEMPOTENCY_TTL_S", positive(float), 86400.0),
+        "sweep_interval_s": parse(env, "RECEIVER_SWEEP_INTERVAL_S", positive(float), 5.0),
+        "watchdog_max_age_s": parse(env, "RECEIVER_WATCHDOG_MAX_AGE_S", positive(float), 300.0),
         "alertmanager_url": (env.get("ALERTMANAGER_URL") or "").rstrip("/") or None,
-        "reconcile_interval_s": _parse(env, "RECONCILE_INTERVAL_S", _positive(float), 60.0),
-        "redis_timeout_s": _parse(env, "REDIS_TIMEOUT_S", _positive(float), 2.0),
-        "tier_hourly_cost": _parse(env, "TIER_HOURLY_COST", _costs, dict(DEFAULT_TIER_HOURLY_COST)),
-        "session_secret": _optional_token(env, "RECEIVER_SESSION_SECRET"),
-        "session_max_age_s": _parse(env, "RECEIVER_SESSION_MAX_AGE_S", _positive(float), 28800.0),
+        "reconcile_interval_s": parse(env, "RECONCILE_INTERVAL_S", positive(float), 60.0),
+        "redis_timeout_s": parse(env, "REDIS_TIMEOUT_S", positive(float), 2.0),
+        "tier_hourly_cost": parse(env, "TIER_HOURLY_COST", _costs, dict(DEFAULT_TIER_HOURLY_COST)),
+        "session_secret": optional_token(env, "RECEIVER_SESSION_SECRET"),
+        "session_max_age_s": parse(env, "RECEIVER_SESSION_MAX_AGE_S", positive(float), 28800.0),
         "tls": bool(env.get("RECEIVER_TLS_CERT"))
         or (env.get("RECEIVER_PUBLIC_URL") or "").startswith("https://"),
         "gate": load_gate(env),
-        "enforcement": _parse(
+        "enforcement": parse(
             env, "ENFORCEMENT", lambda raw: Enforcement(raw.lower()), Enforcement.ENFORCE
         ),
     }

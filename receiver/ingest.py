@@ -24,8 +24,8 @@ from receiver.causes import SharedCause
 from receiver.config import Settings
 from receiver.containment import release_victims
 from receiver.store import Change, ScopeStore, Snapshot
+from receiver.store.codec import compact_json
 from receiver.store.commit import commit_scopes
-from receiver.store.scopes import compact_json
 from receiver.store.slots import Slot
 from receiver.tenants import Tier, is_valid_tenant_id, resolve_tier
 

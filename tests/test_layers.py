@@ -18,6 +18,7 @@ DOMAIN = {
     "breaker",
     "causes",
     "config",
+    "env",
     "figures",
     "incident_doc",
     "gate",

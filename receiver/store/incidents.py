@@ -1,9 +1,11 @@
-"""Incidents in Redis: one JSON document each, its timeline in a list beside it (a
-change appends events instead of rewriting them), indexes by creation and resolution
-time, the alert states already on the board, and a small state hash (`version`,
-the open incidents, the current incident of each scope, per-day id counters).
+"""Incidents in Redis: each a small header with a hash per collection beside it
+(`incident_doc`) and its timeline and notes in lists (a change appends and writes
+entries instead of rewriting them), indexes by creation and resolution time, the
+alert states already on the board, and a small state hash (`version`, the open
+incidents, the current incident of each scope, per-day id counters).
 
-All changes go through `COMMIT_INCIDENTS`, a compare-and-set on that version, so
+A change reads with `READ_INCIDENTS` and commits with `COMMIT_INCIDENTS`
+(`board_scripts`), a compare-and-set on that version, so
 two workers never open two incidents for one problem and never lose each other's
 timeline entries. Concurrent changes also take turns (a short lock), so under a burst
 they queue instead of each redoing the work after losing the compare-and-set."""
@@ -25,115 +27,9 @@ from receiver.incident_doc import COLLECTIONS, changes, decode_fetch, from_heade
 from receiver.incidents import TIMELINE_CAP, Event, Incident
 from receiver.members import Fetch
 from receiver.store import keys as k
+from receiver.store.board_scripts import COMMIT_INCIDENTS, READ_INCIDENTS
 
 PARTS = tuple(COLLECTIONS)
-
-# KEYS[1] state hash, KEYS[2] created zset, KEYS[3] resolved zset, KEYS[4] seen zset,
-# KEYS[5] outbox list, KEYS[6] the turn lock, KEYS[7] the deferred updates' due zset,
-# then per incident its header, timeline list, notes list, deferred update set and
-# one hash per collection (`PARTS`, in that order).
-# ARGV[1] expected version, ARGV[2] now, ARGV[3] seen expiry, ARGV[4] timeline cap,
-# ARGV[5] number of delivery keys, ARGV[6] number of collections, ARGV[7] the turn's
-# owner ("" if none; the turn is given back with the commit), then the delivery
-# keys, then the number of state field/value
-# pairs, then the pairs, then the number of outbox entries and the entries, then per
-# incident (same order as its keys): header JSON ("" deletes the incident), created
-# at, resolved at ("" while open), the number of new timeline events and the events
-# (JSON), the number of new notes and the notes (JSON), the number of notices to
-# defer, those notices and when they are due ("" if none), then per collection the
-# number of entries written and their field/value pairs, and the number of fields
-# deleted and the fields.
-# A timeline longer than twice the cap is cut to its first event and the newest ones.
-# Returns the new version, or 0 if the version moved since the caller read it.
-COMMIT_INCIDENTS = """
-local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
-if version ~= tonumber(ARGV[1]) then return 0 end
-local cap = tonumber(ARGV[4])
-local parts = tonumber(ARGV[6])
-local i = 8
-local n = tonumber(ARGV[5])
-if n > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[2]) end
-for _ = 1, n do redis.call('ZADD', KEYS[4], ARGV[3], ARGV[i]); i = i + 1 end
-n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
-n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do redis.call('RPUSH', KEYS[5], ARGV[i]); i = i + 1 end
-local width = 4 + parts
-for d = 8, #KEYS, width do
-  local id = string.match(KEYS[d], 'incident:(.*)$')
-  if ARGV[i] == '' then
-    for p = d, d + width - 1 do redis.call('DEL', KEYS[p]) end
-    redis.call('ZREM', KEYS[2], id)
-    redis.call('ZREM', KEYS[3], id)
-  else
-    redis.call('SET', KEYS[d], ARGV[i])
-    redis.call('ZADD', KEYS[2], ARGV[i + 1], id)
-    if ARGV[i + 2] ~= '' then redis.call('ZADD', KEYS[3], ARGV[i + 2], id) end
-  end
-  n = tonumber(ARGV[i + 3]); i = i + 4
-  for _ = 1, n do redis.call('RPUSH', KEYS[d + 1], ARGV[i]); i = i + 1 end
-  if n > 0 and redis.call('LLEN', KEYS[d + 1]) > 2 * cap then
-    local first = redis.call('LINDEX', KEYS[d + 1], 0)
-    redis.call('LTRIM', KEYS[d + 1], -(cap - 1), -1)
-    redis.call('LPUSH', KEYS[d + 1], first)
-  end
-  n = tonumber(ARGV[i]); i = i + 1
-  for _ = 1, n do redis.call('RPUSH', KEYS[d + 2], ARGV[i]); i = i + 1 end
-  n = tonumber(ARGV[i]); i = i + 1
-  for _ = 1, n do redis.call('SADD', KEYS[d + 3], ARGV[i]); i = i + 1 end
-  if n > 0 then redis.call('ZADD', KEYS[7], 'NX', ARGV[i], id) end
-  i = i + 1
-  for p = d + 4, d + width - 1 do
-    n = 2 * tonumber(ARGV[i]); i = i + 1
-    for c = 0, n - 1, 1000 do
-      redis.call('HSET', KEYS[p], unpack(ARGV, i + c, i + math.min(c + 1000, n) - 1))
-    end
-    i = i + n
-    n = tonumber(ARGV[i]); i = i + 1
-    for c = 0, n - 1, 1000 do
-      redis.call('HDEL', KEYS[p], unpack(ARGV, i + c, i + math.min(c + 1000, n) - 1))
-    end
-    i = i + n
-  end
-end
-redis.call('HSET', KEYS[1], 'version', version + 1)
-if ARGV[7] ~= '' and redis.call('GET', KEYS[6]) == ARGV[7] then redis.call('DEL', KEYS[6]) end
-return version + 1
-"""
-
-# KEYS: per incident its header, then its collections' hashes (`PARTS`, in order).
-# ARGV[1] number of collections, then per collection the number of fields to read and
-# the fields. Returns per incident its header (nil if none), then per collection the
-# values of those fields (nil where absent): a change's whole read in one call.
-READ_INCIDENTS = """
-local parts = tonumber(ARGV[1])
-local fields = {}
-local i = 2
-for p = 1, parts do
-  local n = tonumber(ARGV[i]); i = i + 1
-  local f = {}
-  for j = 1, n do f[j] = ARGV[i + j - 1] end
-  fields[p] = f
-  i = i + n
-end
-local out = {}
-for d = 1, #KEYS, parts + 1 do
-  local header = redis.call('GET', KEYS[d])
-  out[#out + 1] = header
-  for p = 1, parts do
-    local values = {}
-    if header and #fields[p] > 0 then
-      local f = fields[p]
-      for c = 1, #f, 1000 do
-        local chunk = redis.call('HMGET', KEYS[d + p], unpack(f, c, math.min(c + 999, #f)))
-        for _, v in ipairs(chunk) do values[#values + 1] = v end
-      end
-    end
-    out[#out + 1] = values
-  end
-end
-return out
-"""
 
 TURN_WAIT_S = 2.0
 """How long a change waits for its turn at the board before going ahead anyway."""

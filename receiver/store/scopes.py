@@ -17,11 +17,17 @@ from typing import Any
 
 import redis
 
-from receiver.breaker import Breaker, State, Transition
+from receiver.breaker import Breaker, Transition
 from receiver.causes import SharedCause
 from receiver.store import keys as k
 from receiver.store.admission import SYNC_ENTRY, AdmissionStore
 from receiver.store.causes import CauseStore
+from receiver.store.codec import (
+    breaker_fields,
+    breaker_from_fields,
+    transition_from_json,
+    transition_json,
+)
 from receiver.store.slots import SlotStore
 
 log = logging.getLogger(__name__)
@@ -110,63 +116,6 @@ class Change:
     the idempotency TTL."""
     forget_keys: list[str] = field(default_factory=list)
     tier_label: str = ""
-
-
-def breaker_fields(breaker: Breaker) -> dict[str, str]:
-    def num(value: float | None) -> str:
-        return "" if value is None else repr(value)
-
-    return {
-        "state": breaker.state.value,
-        "opened_at": num(breaker.opened_at),
-        "half_open_at": num(breaker.half_open_at),
-        "open_count": str(breaker.open_count),
-        "failure_count": str(breaker.failure_count),
-        "firing": json.dumps(sorted(breaker.firing)),
-        "culprit": json.dumps(sorted(breaker.culprit)),
-    }
-
-
-def breaker_from_fields(data: dict[str, str]) -> Breaker:
-    if not data.get("state"):
-        return Breaker()
-
-    def num(name: str) -> float | None:
-        value = data.get(name, "")
-        return float(value) if value else None
-
-    return Breaker(
-        state=State(data["state"]),
-        opened_at=num("opened_at"),
-        half_open_at=num("half_open_at"),
-        open_count=int(data.get("open_count") or 0),
-        failure_count=int(data.get("failure_count") or 0),
-        firing=frozenset(json.loads(data.get("firing") or "[]")),
-        culprit=frozenset(json.loads(data.get("culprit") or "[]")),
-    )
-
-
-compact_json = json.JSONEncoder(separators=(",", ":")).encode
-"""`json.dumps` with compact separators, without building an encoder per call."""
-
-
-def transition_json(transition: Transition) -> str:
-    return compact_json(
-        {
-            "from": transition.from_state.value,
-            "to": transition.to_state.value,
-            "at": transition.at,
-            "reason": transition.reason,
-            "suppressed": transition.suppressed,
-        }
-    )
-
-
-def transition_from_json(text: str) -> Transition:
-    data = json.loads(text)
-    return Transition(
-        State(data["from"]), State(data["to"]), data["at"], data["reason"], data["suppressed"]
-    )
 
 
 @dataclass(frozen=True)

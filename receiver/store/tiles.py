@@ -11,7 +11,7 @@ import redis
 
 from receiver.breaker import Breaker
 from receiver.store import keys as k
-from receiver.store.scopes import breaker_from_fields
+from receiver.store.codec import breaker_from_fields
 
 BREAKER_FIELDS = (
     "state",
