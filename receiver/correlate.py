@@ -123,11 +123,11 @@ def update(
             [], queued=False
         )  # a repeat of what the board already has: skip reading incidents
     signals = replace(signals, opened_at=_opened_before(store, signals, now))
-    with incidents.turn() as turn:
+    with incidents.turn(lazy=True) as turn:
         for attempt in attempts():
             if attempt:
                 BOARD_CONFLICTS.inc()
-            board = incidents.board(now, delivery_keys=keys, wanted=wanted(signals))
+            board = incidents.board(now, delivery_keys=keys, wanted=wanted(signals), turn=turn)
             draft = draft_of(board, settings, now)
             isolated = store.slots.isolated_view()
             isolated.prefetch([s for s, a in signals.alerts if a.delivery_key not in signals.fresh])

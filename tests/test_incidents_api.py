@@ -458,3 +458,13 @@ def test_a_sweep_asks_for_the_held_trips_slots_together(api: FlaskClient, fleet:
     slots._acquire = counted
     sweep(fleet)
     assert len(calls) == 1 and calls[0] >= len(held)
+
+
+def test_a_lazy_turn_is_taken_by_the_board_read(fleet: Flask, redis_client: redis.Redis) -> None:
+    """With `lazy`, the first board read takes the turn in its own round trip."""
+    store = fleet.extensions["blast_radius"].incidents
+    with store.turn(lazy=True) as turn:
+        assert not turn and not redis_client.exists("br:{_incidents}:turn")
+        store.board(T0, turn=turn)
+        assert turn and redis_client.get("br:{_incidents}:turn") == turn.token
+    assert not redis_client.exists("br:{_incidents}:turn")

@@ -65,13 +65,24 @@ class Board:
 
 @dataclass
 class Turn:
-    """This process's turn at the board: its lock token, None if it went ahead without."""
+    """This process's turn at the board. Taken lazily, with the board read it guards
+    (one round trip for both); true once held."""
 
-    owner: str | None
+    token: str
+    deadline: float
+    """Past it (monotonic time), the change goes ahead without the turn."""
+    ttl_ms: int
+    held: bool = False
+    waited_out: bool = False
     released: bool = False
 
     def __bool__(self) -> bool:
-        return self.owner is not None
+        return self.held
+
+    @property
+    def owner(self) -> str | None:
+        """The lock token to give back with a commit, if there is one to give back."""
+        return self.token if self.held and not self.released else None
 
 
 @dataclass
@@ -100,17 +111,21 @@ class IncidentStore:
         extra_ids: Iterable[str] = (),
         delivery_keys: Sequence[str] = (),
         wanted: Mapping[str, Iterable[str]] | None = None,
+        turn: Turn | None = None,
     ) -> Board:
         """The state hash plus every open incident and any others asked for, and which
         of `delivery_keys` the board has seen. Each incident holds the entries of its
         collections named in `wanted` (collection -> keys), read in the same round
-        trip as the headers, and fetches any other on demand."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hgetall(k.INCIDENTS_STATE)
-        pipe.hgetall(k.UPDATES_SENT)
-        if delivery_keys:
-            pipe.zmscore(k.INCIDENTS_SEEN, list(delivery_keys))
-        replies = pipe.execute()
+        trip as the headers, and fetches any other on demand. A `turn` not yet held
+        is taken first, in the same round trip as the reads it guards."""
+
+        def reads(pipe: redis.client.Pipeline) -> None:
+            pipe.hgetall(k.INCIDENTS_STATE)
+            pipe.hgetall(k.UPDATES_SENT)
+            if delivery_keys:
+                pipe.zmscore(k.INCIDENTS_SEEN, list(delivery_keys))
+
+        replies = self._taking(turn, reads)
         fields: dict[str, str] = replies[0]
         last_sent = {incident_id: float(at) for incident_id, at in replies[1].items()}
         scores = replies[2] if delivery_keys else []
@@ -120,6 +135,31 @@ class IncidentStore:
         ids = list(dict.fromkeys([*json.loads(fields.get("open") or "[]"), *extra_ids]))
         version = int(fields.get("version") or 0)
         return Board(version, fields, self._changing(ids, wanted or {}), seen, last_sent)
+
+    def _taking(
+        self, turn: Turn | None, reads: Callable[[redis.client.Pipeline], None]
+    ) -> list[Any]:
+        """`reads` in one round trip, behind an attempt to take `turn` if it is not
+        held yet; while another holds it, wait (backing off) and try again, until the
+        turn's deadline, after which the reads go ahead without it."""
+        pause = 0.001
+        while True:
+            pipe = self.client.pipeline(transaction=False)
+            taking = turn is not None and not turn.held and not turn.waited_out
+            if turn is not None and taking:
+                pipe.set(k.INCIDENTS_TURN, turn.token, nx=True, px=turn.ttl_ms)
+            reads(pipe)
+            replies: list[Any] = pipe.execute() if len(pipe) else []
+            if turn is None or not taking:
+                return replies
+            if replies[0]:
+                turn.held = True
+                return replies[1:]
+            if time.monotonic() >= turn.deadline:
+                turn.waited_out = True
+                return replies[1:]
+            time.sleep(random.uniform(pause / 2, pause))
+            pause = min(pause * 1.5, 0.01)
 
     def _changing(
         self, ids: Sequence[str], wanted: Mapping[str, Iterable[str]]
@@ -204,7 +244,7 @@ class IncidentStore:
             k.INCIDENTS_TURN,
             k.UPDATES_DUE,
         ]
-        owner = turn.owner if turn is not None and not turn.released else None
+        owner = turn.owner if turn is not None else None
         args: list[Any] = [change.expected_version, repr(now), repr(now + self.seen_ttl_s)]
         args += [TIMELINE_CAP, len(change.delivery_keys), len(PARTS), owner or ""]
         args += change.delivery_keys
@@ -258,29 +298,24 @@ class IncidentStore:
         )
 
     @contextmanager
-    def turn(self, wait_s: float | None = None, ttl_s: float = 5.0) -> Iterator[Turn]:
-        """Wait (up to `wait_s`) for this process's turn to change the board, so that
-        concurrent deliveries queue instead of each decoding and re-encoding the same
-        incident only to lose the compare-and-set. Yields the turn, true if had: past
-        the wait, or if the holder died, the caller goes ahead anyway, and the
-        compare-and-set keeps it correct. A commit made with the turn gives it back;
-        otherwise it is given back on the way out."""
-        owner = uuid.uuid4().hex
-        deadline = time.monotonic() + (TURN_WAIT_S if wait_s is None else wait_s)
-        turn = Turn(None)
-        pause = 0.001
-        while True:
-            if self.client.set(k.INCIDENTS_TURN, owner, nx=True, px=int(ttl_s * 1000)):
-                turn = Turn(owner)
-                break
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(random.uniform(pause / 2, pause))
-            pause = min(pause * 1.5, 0.01)
+    def turn(
+        self, wait_s: float | None = None, ttl_s: float = 5.0, lazy: bool = False
+    ) -> Iterator[Turn]:
+        """This process's turn to change the board, so that concurrent deliveries queue
+        instead of each decoding and re-encoding the same incident only to lose the
+        compare-and-set. Taken now, or with `lazy` by the first `board` read given it
+        (in the same round trip). The wait for it lasts up to `wait_s`: past it, or if
+        the holder died, the caller goes ahead anyway, and the compare-and-set keeps it
+        correct. A commit made with the turn gives it back; otherwise it is given back
+        on the way out."""
+        wait = TURN_WAIT_S if wait_s is None else wait_s
+        turn = Turn(uuid.uuid4().hex, time.monotonic() + wait, int(ttl_s * 1000))
+        if not lazy:
+            self._taking(turn, lambda pipe: None)
         try:
             yield turn
         finally:
-            if turn.owner is not None and not turn.released:
+            if turn.owner is not None:
                 self._release(keys=[k.INCIDENTS_TURN], args=[turn.owner])
 
     def unseen(self, delivery_keys: Sequence[str], now: float) -> bool:

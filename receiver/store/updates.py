@@ -15,12 +15,7 @@ from dataclasses import dataclass
 import redis
 
 from receiver.store import keys as k
-
-RELEASE_LOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-"""KEYS[1] lock key, ARGV[1] owner: delete the lock only if this owner still holds it."""
+from receiver.store.incidents import RELEASE_LOCK
 
 
 @dataclass
