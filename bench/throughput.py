@@ -165,7 +165,7 @@ def bench(singles: int, new_tenants: int, rounds: int) -> None:
     client = redis.Redis.from_url(redis_server.url)
     env = {**TOKENS_ENV, "REDIS_URL": redis_server.url, "GUARD_MAX_ISOLATED_PERCENT": "100"}
     ours = gunicorn("receiver:create_app()", env, WORKERS).start()
-    floor = gunicorn("bench.floor_app:create_app()", {}, WORKERS).start()
+    floor = gunicorn("bench.floor_app:create_app()", env, WORKERS).start()
     try:
         print(f"gunicorn: {WORKERS} sync workers per server; client: {CONCURRENCY} threads;")
         print(f"{os.cpu_count()} CPUs shared by the client, both servers and redis-server\n")
