@@ -19,6 +19,7 @@ from receiver.store import keys as k
 from receiver.upkeep import sweep
 from tests.conftest import ADMIN, READER, TOKENS_ENV, WEBHOOK, Clock, isolate_alert
 from tests.servers import Receiver, RedisServer
+from tests.test_admission_client import force_open
 
 FEED = "/api/v1/admission"
 
@@ -127,15 +128,6 @@ def pair(redis_server: RedisServer) -> Iterator[tuple[Receiver, Receiver]]:
     second.stop()
 
 
-def force_open(receiver: Receiver, tenant: str) -> None:
-    requests.post(
-        f"{receiver.url}/api/v1/tenants/{tenant}/breaker",
-        json={"action": "force_open"},
-        headers=ADMIN,
-        timeout=5,
-    ).raise_for_status()
-
-
 @pytest.mark.redis
 def test_an_ha_pair_gives_the_same_version(
     pair: tuple[Receiver, Receiver], real_redis: redis.Redis
@@ -143,7 +135,7 @@ def test_an_ha_pair_gives_the_same_version(
     """Both receivers name the same state with the same version, and a 304 from one
     holds at the other."""
     first, second = pair
-    force_open(first, "acme")
+    force_open(first.url, "acme")
     a = requests.get(f"{first.url}{FEED}", headers=READER, timeout=5)
     b = requests.get(f"{second.url}{FEED}", headers=READER, timeout=5)
     assert a.json()["version"] == b.json()["version"]
@@ -171,7 +163,7 @@ def test_long_poll_wakes_on_a_change(
     waiting = threading.Thread(target=poll)
     waiting.start()
     try:
-        force_open(second, "globex")
+        force_open(second.url, "globex")
     finally:
         waiting.join()
     assert answers[0].status_code == 200
