@@ -20,7 +20,7 @@ from receiver.metrics import BOARD_CONFLICTS
 from receiver.notify.message import deferred_until
 from receiver.store import ScopeStore
 from receiver.store.incidents import Board, BoardChange, IncidentStore
-from receiver.store.outbox import encode
+from receiver.store.outbox import encode, kinds_of
 from receiver.store.outbox import members as outbox_members
 from receiver.store.retry import CommitConflict, attempts
 from receiver.tenants import Tier, resolve_tier
@@ -49,8 +49,9 @@ def board_change(draft: Draft, board: Board) -> BoardChange:
     interval = draft.settings.notify.update_interval_s
     deferred: dict[str, tuple[set[str], float]] = {}
     for incident_id, members in outbox_members(draft.notices).items():
-        kinds = {member for member in members if ":" not in member}
-        due = deferred_until(kinds, board.last_sent.get(incident_id), draft.now, interval)
+        due = deferred_until(
+            kinds_of(members), board.last_sent.get(incident_id), draft.now, interval
+        )
         if due is not None and incident_id in draft.changed:
             deferred[incident_id] = (members, due)
     return BoardChange(

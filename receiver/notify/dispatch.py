@@ -24,7 +24,7 @@ from receiver.incidents import Incident, Priority, Scope, Status
 from receiver.notify.hub import Hub
 from receiver.notify.message import Message, build, deferred_until, main_event
 from receiver.store.deliveries import Delivery
-from receiver.store.outbox import decode
+from receiver.store.outbox import decode, kinds_of
 
 log = logging.getLogger(__name__)
 BATCH = 200
@@ -133,7 +133,7 @@ def _drain_batch(hub: Hub, now: float) -> int:
         for incident_id, members in list(by_incident.items()):
             if incident_id in due_now:
                 continue
-            due = deferred_until(_kinds(members), batch.last_sent.get(incident_id), now, interval)
+            due = deferred_until(kinds_of(members), batch.last_sent.get(incident_id), now, interval)
             if due is not None:
                 deferred[incident_id] = (members, due)
                 del by_incident[incident_id]
@@ -155,12 +155,6 @@ def _drain_batch(hub: Hub, now: float) -> int:
     return len(batch.entries)
 
 
-def _kinds(members: set[str]) -> set[str]:
-    """The kinds of notice among an incident's outbox members; the others are
-    `kind:tenant`, naming the tenant a notice was about (tenant ids have no colon)."""
-    return {member for member in members if ":" not in member}
-
-
 def _changes(members: set[str]) -> dict[str, list[str]]:
     changes: dict[str, list[str]] = defaultdict(list)
     for member in members:
@@ -173,7 +167,7 @@ def _changes(members: set[str]) -> dict[str, list[str]]:
 def _notify(hub: Hub, incident: Incident, members: set[str], now: float) -> None:
     """One message about the incident, reporting its notices as one event and saying
     which tenants each was about."""
-    kinds = sorted(_kinds(members))
+    kinds = sorted(kinds_of(members))
     target = escalation_target(hub, incident.escalation_level)
     states = _states(hub, incident, now)
     url = hub.settings.notify.public_url

@@ -41,6 +41,12 @@ def members(notices: Iterable[Notice]) -> dict[str, set[str]]:
     return by_incident
 
 
+def kinds_of(members: set[str]) -> set[str]:
+    """The kinds of notice among an incident's members; the others are
+    `kind:tenant`, naming the tenant a notice was about (tenant ids have no colon)."""
+    return {member for member in members if ":" not in member}
+
+
 def decode(entries: Iterable[str]) -> dict[str, set[str]]:
     """Per incident, the kinds of notice and `kind:tenant` for each tenant named
     (tenant ids have no colon)."""
