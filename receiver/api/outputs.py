@@ -44,11 +44,16 @@ class WebhookReply(Out):
     incidents = fields.List(fields.Nested(NoticeOut), dump_only=True)
 
 
-class TenantPage(Out):
-    items = fields.List(fields.Nested(TenantOut), dump_only=True)
+class Page(Out):
+    """A page of a listing: `items` (each listing's own), the total and the page asked for."""
+
     total = fields.Integer(dump_only=True)
     page = fields.Integer(dump_only=True)
     per_page = fields.Integer(dump_only=True)
+
+
+class TenantPage(Page):
+    items = fields.List(fields.Nested(TenantOut), dump_only=True)
 
 
 class BreakerActionReply(Out):
@@ -158,18 +163,12 @@ class IncidentTenantOut(Out):
     culprit = fields.Boolean(dump_only=True)
 
 
-class IncidentTenantPage(Out):
+class IncidentTenantPage(Page):
     items = fields.List(fields.Nested(IncidentTenantOut), dump_only=True)
-    total = fields.Integer(dump_only=True)
-    page = fields.Integer(dump_only=True)
-    per_page = fields.Integer(dump_only=True)
 
 
-class IncidentPage(Out):
+class IncidentPage(Page):
     items = fields.List(fields.Nested(IncidentOut), dump_only=True)
-    total = fields.Integer(dump_only=True)
-    page = fields.Integer(dump_only=True)
-    per_page = fields.Integer(dump_only=True)
 
 
 class StatsOut(Out):
