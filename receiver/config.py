@@ -25,6 +25,7 @@ from receiver.env import (
     tiered,
     token,
 )
+from receiver.redis_url import Kind, RedisTarget, parse_redis_url
 
 __all__ = ["MIN_TOKEN_LENGTH", "ConfigError", "Settings", "load_settings"]
 DEFAULT_TIER_HOURLY_COST = {
@@ -152,6 +153,13 @@ class Settings:
     alertmanager_url: str | None = None
     reconcile_interval_s: float = 60.0
     redis_timeout_s: float = 2.0
+    redis_retry_budget_s: float | None = None
+    """How long a command keeps retrying a server that went away (a failover) before
+    the caller answers 503; unset, 0.1 s on one server, 2 s on Sentinel or a cluster."""
+    redis_min_replicas: int = 0
+    """A delivery answers 2xx only once its writes reached this many replicas."""
+    notify_redis_url: str | None = None
+    """Where the notification queue lives; unset, `redis_url` (not a cluster)."""
     tier_hourly_cost: Mapping[str, float] = field(
         default_factory=lambda: dict(DEFAULT_TIER_HOURLY_COST)
     )
@@ -253,7 +261,41 @@ def load_notify(env: Mapping[str, str]) -> NotifySettings:
     )
 
 
-REDIS_SCHEMES = ("redis:", "rediss:", "unix:")
+def _count(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def _target(name: str, url: str) -> RedisTarget:
+    try:
+        return parse_redis_url(url)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def _check_redis(url: str | None, notify_url: str | None, min_replicas: int) -> None:
+    """Refuse the combinations that would lose state or notifications."""
+    target = _target("REDIS_URL", url) if url else None
+    queue = _target("NOTIFY_REDIS_URL", notify_url) if notify_url else None
+    if queue is not None and queue.kind is Kind.CLUSTER:
+        raise ConfigError(
+            "NOTIFY_REDIS_URL: the notification queue (rq) needs multi-key transactions, "
+            "which a Redis Cluster refuses; give it a redis:// or redis+sentinel:// URL"
+        )
+    if target is not None and target.kind is Kind.CLUSTER and queue is None:
+        raise ConfigError(
+            "REDIS_URL is a Redis Cluster, where the notification queue (rq) cannot run: "
+            "set NOTIFY_REDIS_URL to a plain or Sentinel Redis for it"
+        )
+    if notify_url and target is None:
+        raise ConfigError("NOTIFY_REDIS_URL needs REDIS_URL: the embedded store is per process")
+    if min_replicas and (target is None or target.kind is Kind.CLUSTER):
+        raise ConfigError(
+            "REDIS_MIN_REPLICAS waits for the replicas of one primary: it needs a "
+            "redis:// or redis+sentinel:// REDIS_URL"
+        )
 
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -299,6 +341,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         "alertmanager_url": (env.get("ALERTMANAGER_URL") or "").rstrip("/") or None,
         "reconcile_interval_s": parse(env, "RECONCILE_INTERVAL_S", positive(float), 60.0),
         "redis_timeout_s": parse(env, "REDIS_TIMEOUT_S", positive(float), 2.0),
+        "redis_retry_budget_s": parse(env, "REDIS_RETRY_BUDGET_S", non_negative, None),
+        "redis_min_replicas": parse(env, "REDIS_MIN_REPLICAS", _count, 0),
+        "notify_redis_url": env.get("NOTIFY_REDIS_URL") or None,
         "tier_hourly_cost": parse(env, "TIER_HOURLY_COST", _costs, dict(DEFAULT_TIER_HOURLY_COST)),
         "session_secret": optional_token(env, "RECEIVER_SESSION_SECRET"),
         "session_max_age_s": parse(env, "RECEIVER_SESSION_MAX_AGE_S", positive(float), 28800.0),
@@ -309,10 +354,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
             env, "ENFORCEMENT", lambda raw: Enforcement(raw.lower()), Enforcement.ENFORCE
         ),
     }
-    redis_url = values["redis_url"]
-    if redis_url and not redis_url.startswith(REDIS_SCHEMES):
-        schemes = ", ".join(f"{scheme}//" for scheme in REDIS_SCHEMES)
-        raise ConfigError(f"REDIS_URL: expected one of {schemes}, got {redis_url.split(':')[0]!r}")
+    _check_redis(values["redis_url"], values["notify_redis_url"], values["redis_min_replicas"])
     if values["tenants_file"] and not os.path.isfile(values["tenants_file"]):
         raise ConfigError(f"TENANTS_FILE: no such file {values['tenants_file']!r}")
     values.update(overrides)

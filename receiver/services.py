@@ -43,7 +43,9 @@ def build_services(
     `settings.tenants_file` unless given one (raises `RegistryError`)."""
     embedded = False
     if client is None:
-        client, embedded = connect(settings.redis_url, settings.redis_timeout_s)
+        client, embedded = connect(
+            settings.redis_url, settings.redis_timeout_s, settings.redis_retry_budget_s
+        )
     if embedded:
         log.warning(
             "REDIS_URL is not set: using an embedded in-memory store. State is per process "

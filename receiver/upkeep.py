@@ -1,6 +1,6 @@
 """What time does to breakers when nobody asks: due transitions recorded, trips the
-guard or a shared cause held back retried, victims released, guard slots that
-disagree with their breakers repaired, and the gateways' deny-list filled once."""
+guard or a shared cause held back retried, victims released, and guard slots and
+deny-list entries that disagree with their breakers repaired."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from receiver.breaker import ISOLATING, TransitionEvent, is_held, release_hold, 
 from receiver.config import BreakerSettings
 from receiver.containment import release_victims
 from receiver.store import Change, ScopeStore, Snapshot
+from receiver.store.admission import entry_of
+from receiver.store.codec import breaker_fields
 from receiver.store.commit import commit_scopes
 from receiver.store.slots import Slot
 
@@ -37,10 +39,9 @@ def sweep(
     commit and its slot update, or between taking slots and committing): a
     disagreement seen again `confirm_after_s` later at the same breaker version is no
     commit racing its slot update, and is repaired within this sweep."""
-    if not store.admission.built():
-        store.admission.backfill(store.iter_known_tenants())
     events: list[TransitionEvent] = []
     observed: dict[str, tuple[int, bool]] = {}
+    followed: dict[str, tuple[int, str]] = {}
     taken: dict[str, Slot] = {}
     cause = store.causes.read(now)
     retry_held = max_isolated_percent is not None and cause.hold_reason(shared_settle_s) is None
@@ -58,8 +59,13 @@ def sweep(
         if not made:
             isolating = snapshot.breaker.state in ISOLATING
             observed[snapshot.scope] = (snapshot.version, isolating)
+            followed[snapshot.scope] = (
+                snapshot.version,
+                entry_of(breaker_fields(snapshot.breaker)),
+            )
             return None, []
         observed.pop(snapshot.scope, None)
+        followed.pop(snapshot.scope, None)
         change = Change(snapshot.scope, snapshot.version, breaker=breaker, transitions=made)
         return change, [TransitionEvent(snapshot.scope, t) for t in made]
 
@@ -76,6 +82,7 @@ def sweep(
         outcome = commit_scopes(store, scopes, compute, now, first_read=first, taken=taken)
         for made in outcome.values():
             events += made
+    repair_deny_list(store, followed)
     if cause.active:
         events += release_victims(store, settings, cause, shared_release_window_s, now)
     holding = store.slots.isolated()
@@ -99,3 +106,15 @@ def sweep(
     for tenant in repaired:
         log.warning("guard slot of tenant %s repaired to match its breaker", tenant)
     return events
+
+
+def repair_deny_list(store: ScopeStore, followed: dict[str, tuple[int, str]]) -> None:
+    """Entries that disagree with the breaker read (tenant -> version, entry): a
+    process died between a commit and its deny-list update, or the list predates
+    the breaker (an upgrade, a flushed key). The list's own versions keep a newer
+    commit's entry from being overwritten by this older read."""
+    listed = store.admission.entries()
+    stale = {t: seen for t, seen in followed.items() if listed.get(t, "") != seen[1]}
+    if stale:
+        store.admission.follow(stale)
+        log.info("deny-list: %d entries brought in line with their breakers", len(stale))

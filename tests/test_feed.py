@@ -13,8 +13,9 @@ import requests
 from flask.testing import FlaskClient
 
 from receiver import create_app
+from receiver.breaker import Breaker, State
 from receiver.config import Enforcement, Settings
-from receiver.store import ScopeStore
+from receiver.store import Change, ScopeStore
 from receiver.store import keys as k
 from receiver.upkeep import sweep
 from tests.conftest import ADMIN, READER, TOKENS_ENV, WEBHOOK, Clock, isolate_alert
@@ -107,14 +108,43 @@ def test_feed_is_one_redis_command_however_many_tenants(
 def test_sweep_fills_the_list_from_breakers_committed_before_it(
     real_redis: redis.Redis, settings: Settings, clock: Clock
 ) -> None:
-    """After an upgrade the list is empty though breakers are open: the sweep fills it once."""
+    """After an upgrade the list is empty though breakers are open: the sweep fills it."""
     store = ScopeStore(real_redis, log_cap=100, seen_ttl_s=86400.0)
     real_redis.zadd(k.TENANTS, {"acme": 1.0, "globex": 1.0})
     real_redis.hset(k.scope_key("acme", "state"), mapping={"version": 3, "state": "forced_open"})
     assert store.admission.read().breakers == {}
     sweep(store, settings.breaker, clock())
     assert list(store.admission.read().breakers) == ["acme"]
-    assert store.admission.built()
+    version = store.admission.read().version
+    sweep(store, settings.breaker, clock())
+    assert store.admission.read().version == version  # nothing left to repair
+
+
+@pytest.mark.redis
+def test_an_older_breaker_never_overwrites_a_newer_entry(real_redis: redis.Redis) -> None:
+    """Two writers race to the list after their commits: the newer breaker's entry stays,
+    whichever arrives last."""
+    store = ScopeStore(real_redis, log_cap=100, seen_ttl_s=86400.0)
+    store.admission.follow({"acme": (6, "")})
+    store.admission.follow({"acme": (5, "forced_open\t\t\t0\t0")})
+    assert store.admission.read().breakers == {}
+    store.admission.follow({"acme": (7, "forced_open\t\t\t0\t0")})
+    assert list(store.admission.read().breakers) == ["acme"]
+
+
+@pytest.mark.redis
+def test_the_sweep_repairs_an_entry_a_crash_left_behind(
+    real_redis: redis.Redis, settings: Settings, clock: Clock
+) -> None:
+    """A process that died between a breaker's commit and the list's update (the commit
+    written straight, without the step after it) is repaired by the next sweep."""
+    store = ScopeStore(real_redis, log_cap=100, seen_ttl_s=86400.0)
+    real_redis.zadd(k.TENANTS, {"acme": 1.0})
+    forced = Breaker(state=State.FORCED_OPEN)
+    assert store.commit([Change("acme", 0, breaker=forced)], clock()) == [1]
+    assert store.admission.read().breakers == {}
+    sweep(store, settings.breaker, clock())
+    assert store.admission.read().breakers == {"acme": forced}
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import requests
 
 from receiver.breaker import Breaker, State
 from receiver.store import Change, ScopeStore
+from receiver.store.commit import commit_scopes
 from tests.conftest import ADMIN, API_TOKEN, TOKENS_ENV, WEBHOOK, isolate_alert
 from tests.servers import Nginx, Receiver, RedisServer, Upstream
 
@@ -112,7 +113,8 @@ def test_half_open_tenant_passes_about_the_probe_share(
     """Half open: about PROBE_PERCENT of requests pass (binomial, 4.5 sd either side)."""
     store = ScopeStore(real_redis, log_cap=100, seen_ttl_s=86400.0)
     half_open = Breaker(State.HALF_OPEN, opened_at=time.time(), half_open_at=time.time())
-    assert store.commit([Change("hooli", 0, breaker=half_open)], time.time()) == [1]
+    now = time.time()
+    assert commit_scopes(store, {"hooli": []}, lambda s: (Change("hooli", 0, half_open), 0), now)
     n = 300
     passed = sum(through(live, "hooli").status_code == 200 for _ in range(n))
     mean = n * PROBE_PERCENT / 100

@@ -25,6 +25,7 @@ DOMAIN = {
     "incidents",
     "members",
     "postmortem",
+    "redis_url",
     "schemas",
     "tenants",
 }

@@ -1,6 +1,9 @@
-"""The gateways' deny-list (`keys.ADMISSION`): every tenant not fully admitted, kept
-by the script that commits its breaker, so a gateway's feed is one `HGETALL` and its
-forward-auth check one `HGET`, however many tenants are known.
+"""The gateways' deny-list (`keys.ADMISSION`): every tenant not fully admitted, so a
+gateway's feed is one `HGETALL` and its forward-auth check one `HGET`, however many
+tenants are known. It follows each breaker commit in the round trip after it (the
+list lives in one slot and a breaker in its tenant's, so one script cannot write
+both on a cluster); each entry carries the breaker version it follows, so racing
+writers leave the newest, and the sweep repairs an entry a crash left behind.
 
 An entry holds only what admission needs (state, times, open count, whether an
 isolation alert fires); the time-based transitions are applied when it is read, as
@@ -9,8 +12,9 @@ receiver that reads the same Redis."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -23,43 +27,42 @@ FIRING = frozenset({"firing"})
 """Stands for the fingerprints the entry does not carry: only whether any fires
 matters to admission (it decides how probation ends)."""
 
-# A Lua function shared by the scripts that change breakers: rewrite the tenant's
-# entry from its state hash as it is now; bump `_version` if the entry changed.
-# An empty tenant (the platform scope) has no entry.
-SYNC_ENTRY = """
-local function sync_entry(admission, state_key, tenant)
-  if tenant == '' then return end
-  local f = redis.call('HMGET', state_key, 'state', 'opened_at', 'half_open_at',
-                       'open_count', 'firing')
-  local entry = false
-  if f[1] == 'open' or f[1] == 'half_open' or f[1] == 'forced_open' then
-    local firing = (f[5] and f[5] ~= '' and f[5] ~= '[]') and '1' or '0'
-    entry = f[1] .. '\\t' .. (f[2] or '') .. '\\t' .. (f[3] or '') .. '\\t'
-      .. (f[4] or '0') .. '\\t' .. firing
-  end
-  local old = redis.call('HGET', admission, tenant)
-  if entry then
-    if old ~= entry then
-      redis.call('HSET', admission, tenant, entry)
-      redis.call('HINCRBY', admission, '_version', 1)
+# KEYS[1] the deny-list, KEYS[2] the version of each tenant's breaker it last followed
+# ARGV: triples of tenant, breaker version, entry ("" for none: admitted). A triple
+# older than what the list already follows is skipped, so two writers that race
+# leave the newer breaker's entry. `_version` moves when an entry changes.
+# Returns how many entries changed.
+SYNC = """
+local changed = 0
+for i = 1, #ARGV, 3 do
+  local tenant, version, entry = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+  if tonumber(redis.call('HGET', KEYS[2], tenant) or '0') < version then
+    redis.call('HSET', KEYS[2], tenant, version)
+    local old = redis.call('HGET', KEYS[1], tenant)
+    if entry ~= '' and old ~= entry then
+      redis.call('HSET', KEYS[1], tenant, entry)
+      changed = changed + 1
+    elseif entry == '' and old then
+      redis.call('HDEL', KEYS[1], tenant)
+      changed = changed + 1
     end
-  elseif old then
-    redis.call('HDEL', admission, tenant)
-    redis.call('HINCRBY', admission, '_version', 1)
   end
 end
+if changed > 0 then redis.call('HINCRBY', KEYS[1], '_version', 1) end
+return changed
 """
+ENTRY_STATES = frozenset({"open", "half_open", "forced_open"})
 
-# KEYS[1] admission hash, KEYS[2..] the tenants' state hashes
-# ARGV[1..] the tenants, in the same order
-# Fills the entries of breakers committed before the deny-list existed.
-BACKFILL = (
-    SYNC_ENTRY
-    + """
-for i = 1, #ARGV do sync_entry(KEYS[1], KEYS[i + 1], ARGV[i]) end
-return #ARGV
-"""
-)
+
+def entry_of(fields: Mapping[str, str]) -> str:
+    """A breaker's entry from its stored fields ("" for a tenant admitted in full)."""
+    state = fields.get("state", "")
+    if state not in ENTRY_STATES:
+        return ""
+    firing = fields.get("firing", "")
+    lit = "1" if firing and firing != "[]" else "0"
+    times = (fields.get("opened_at", ""), fields.get("half_open_at", ""))
+    return "\t".join((state, *times, fields.get("open_count") or "0", lit))
 
 
 @dataclass(frozen=True)
@@ -82,13 +85,13 @@ def breaker_from_entry(entry: str) -> Breaker:
 class AdmissionStore:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
-        self._backfill = client.register_script(BACKFILL)
+        self._sync = client.register_script(SYNC)
 
     def read(self) -> DenyList:
         """The whole list and its version: one command."""
         raw: dict[str, str] = self.client.hgetall(k.ADMISSION)  # type: ignore[assignment]
         version = int(raw.pop(VERSION_FIELD, 0) or 0)
-        raw.pop(BUILT_FIELD, None)
+        raw.pop(BUILT_FIELD, None)  # set by earlier versions; unused now
         return DenyList(version, {t: breaker_from_entry(e) for t, e in raw.items()})
 
     def breaker(self, tenant_id: str) -> Breaker:
@@ -99,14 +102,17 @@ class AdmissionStore:
     def version(self) -> int:
         return int(self.client.hget(k.ADMISSION, VERSION_FIELD) or 0)
 
-    def built(self) -> bool:
-        return bool(self.client.hexists(k.ADMISSION, BUILT_FIELD))
+    def entries(self) -> dict[str, str]:
+        """Tenant -> entry as stored, for the sweep to compare with the breakers."""
+        raw: dict[str, str] = self.client.hgetall(k.ADMISSION)  # type: ignore[assignment]
+        return {t: e for t, e in raw.items() if not t.startswith("_")}
 
-    def backfill(self, batches: Iterable[list[str]]) -> None:
-        """Fill the list from every breaker, once (after an upgrade, or a flushed Redis)."""
-        for batch in batches:
-            tenants = [t for t in batch if not t.startswith("_")]
-            if tenants:
-                state_keys = [k.scope_key(t, "state") for t in tenants]
-                self._backfill(keys=[k.ADMISSION, *state_keys], args=tenants)
-        self.client.hset(k.ADMISSION, BUILT_FIELD, "1")
+    def follow(self, entries: Mapping[str, tuple[int, str]], pipe: Any = None) -> None:
+        """Make the list follow these breakers (tenant -> version, entry), unless it
+        already follows a newer one. In `pipe` if given (then not executed here)."""
+        args: list[Any] = []
+        for tenant, (version, entry) in entries.items():
+            if not tenant.startswith("_"):
+                args += [tenant, version, entry]
+        if args:
+            self._sync(keys=[k.ADMISSION, k.ADMISSION_VERSIONS], args=args, client=pipe)

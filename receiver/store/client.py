@@ -1,29 +1,190 @@
-"""Our Redis client: decoded strings, bounded timeouts, one pool per process."""
+"""Our Redis clients, built here and nowhere else: one server, a primary found through
+Sentinel, or a Redis Cluster (the URL forms are `receiver.redis_url`'s), each with
+decoded strings, bounded timeouts and a bounded retry budget.
+
+Failover: a command that finds its server gone (connection refused, a demoted primary
+answering READONLY, which redis-py's Sentinel connection turns into a reconnect to
+the primary Sentinel names now) is retried with a back-off for about
+`retry_budget_s`; then the error reaches the caller, which answers 503, and
+Alertmanager retries later. Every write is a compare-and-set or idempotent, so a
+retry of a write whose reply was lost changes nothing twice.
+
+Scripts: a server that lacks one (NOSCRIPT: a promoted replica, a new cluster node)
+gets it loaded and the call re-run. redis-py does that for a direct call and, on one
+server, for a pipeline; our pipelines do it on a cluster too, re-running only the
+calls that failed."""
 
 from __future__ import annotations
 
+import ssl
+from typing import Any, cast
+
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.cluster import ClusterNode, ClusterPipeline, RedisCluster
+from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 from redis.retry import Retry
+from redis.sentinel import Sentinel, SentinelConnectionPool
+
+from receiver.redis_url import Kind, RedisTarget, parse_redis_url
+
+DEFAULT_RETRY_BUDGET_S = {Kind.STANDALONE: 0.1, Kind.SENTINEL: 2.0, Kind.CLUSTER: 2.0}
+"""One server has no failover to wait for, so a few quick retries and then 503; a
+Sentinel or cluster failover takes seconds, worth riding out."""
+BACKOFF_BASE_S = 0.05
+BACKOFF_CAP_S = 0.5
+SOURCES: dict[str, str] = {}
+"""Every script our clients registered, by SHA: what a NOSCRIPT reply needs loaded."""
 
 
-def connect(url: str | None, timeout_s: float) -> tuple[redis.Redis, bool]:
+def retries_for(budget_s: float) -> int:
+    """How many retries of the back-off add up to about `budget_s` of waiting."""
+    waited, count = 0.0, 0
+    while waited < budget_s:
+        count += 1
+        waited += min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**count)
+    return count
+
+
+def _retry(budget_s: float) -> Retry:
+    return Retry(ExponentialBackoff(cap=BACKOFF_CAP_S, base=BACKOFF_BASE_S), retries_for(budget_s))
+
+
+class _Registering:
+    def register_script(self, script: Any) -> Script:
+        registered: Script = super().register_script(script)  # type: ignore[misc]
+        SOURCES[registered.sha] = str(script)
+        return registered
+
+
+def _rerun_missing_scripts(
+    owner: Any, commands: list[tuple[Any, ...]], results: list[Any], raise_on_error: bool
+) -> list[Any]:
+    """Load the scripts whose calls failed with NOSCRIPT and run those calls again."""
+    for index, result in enumerate(results):
+        if isinstance(result, NoScriptError):
+            args = commands[index]
+            owner.script_load(SOURCES[str(args[1])])
+            try:
+                results[index] = owner.execute_command(*args)
+            except redis.ResponseError as exc:
+                results[index] = exc
+    if raise_on_error:
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+    return results
+
+
+class _ServerPipeline(redis.client.Pipeline):
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        if self.__dict__.get("transaction") or self.watching:
+            return super().execute(raise_on_error)
+        commands = [args for args, _ in self.command_stack]
+        owner = redis.Redis(connection_pool=self.connection_pool)
+        results = super().execute(raise_on_error=False)
+        return _rerun_missing_scripts(owner, commands, results, raise_on_error)
+
+
+class ServerClient(_Registering, redis.Redis):
+    """One server, or the primary Sentinel names."""
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> _ServerPipeline:
+        return _ServerPipeline(
+            self.connection_pool, self.response_callbacks, transaction, shard_hint
+        )
+
+
+class _ClusterPipeline(ClusterPipeline):
+    owner: RedisCluster
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        commands = [tuple(c.args) for c in cast(Any, self).command_queue]
+        results = super().execute(raise_on_error=False)
+        return _rerun_missing_scripts(self.owner, commands, results, raise_on_error)
+
+
+class ClusterClient(_Registering, RedisCluster):
+    """A Redis Cluster. A pipeline spans slots (redis-py sends each node its part);
+    a script or a transaction keeps to one slot, as every one of ours does."""
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
+        pipe: ClusterPipeline = super().pipeline(transaction, shard_hint)  # type: ignore[no-untyped-call]
+        if not transaction:
+            pipe.__class__ = _ClusterPipeline
+            cast(_ClusterPipeline, pipe).owner = self
+        return pipe
+
+
+def _tls_kwargs(target: RedisTarget) -> dict[str, Any]:
+    if not target.tls:
+        return {}
+    options: dict[str, Any] = {"ssl": True, **target.tls_options}
+    reqs = options.get("ssl_cert_reqs")
+    if isinstance(reqs, str):
+        options["ssl_cert_reqs"] = {
+            "none": ssl.CERT_NONE,
+            "optional": ssl.CERT_OPTIONAL,
+            "required": ssl.CERT_REQUIRED,
+        }[reqs.lower()]
+    return options
+
+
+def open_client(
+    url: str, timeout_s: float, *, retry_budget_s: float | None = None, decode: bool = True
+) -> redis.Redis:
+    """A client of what `url` names. A cluster client is typed as the one-server one:
+    it offers the same commands for keys that share a slot, which is all we send."""
+    target = parse_redis_url(url)
+    common: dict[str, Any] = {
+        "decode_responses": decode,
+        "socket_timeout": timeout_s,
+        "socket_connect_timeout": timeout_s,
+        "retry": _retry(
+            DEFAULT_RETRY_BUDGET_S[target.kind] if retry_budget_s is None else retry_budget_s
+        ),
+    }
+    if target.kind is Kind.STANDALONE:
+        pool = redis.ConnectionPool.from_url(url, health_check_interval=15, **common)
+        return ServerClient(connection_pool=pool)
+    credentials: dict[str, Any] = {"username": target.username, "password": target.password}
+    tls = _tls_kwargs(target)
+    if target.kind is Kind.SENTINEL:
+        sentinel_kwargs = {
+            "username": target.sentinel_username,
+            "password": target.sentinel_password,
+            "socket_timeout": timeout_s,
+            "socket_connect_timeout": timeout_s,
+            **tls,
+        }
+        hosts = list(target.hosts)
+        sentinel = Sentinel(hosts, sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+        client = sentinel.master_for(  # type: ignore[no-untyped-call]
+            target.service,
+            redis_class=ServerClient,
+            db=target.db,
+            health_check_interval=15,
+            **credentials,
+            **common,
+            **tls,
+        )
+        return cast(redis.Redis, client)
+    node = cast(Any, ClusterNode)
+    nodes = [node(host, port) for host, port in target.hosts]
+    cluster = ClusterClient(startup_nodes=nodes, **credentials, **common, **tls)
+    return cast(redis.Redis, cluster)
+
+
+def connect(
+    url: str | None, timeout_s: float, retry_budget_s: float | None = None
+) -> tuple[redis.Redis, bool]:
     """Our Redis client: decoded strings, bounded timeouts, one pool per process.
 
     Without a URL, an embedded in-memory Redis (fakeredis with Lua); the second
     value says whether that happened."""
     if url:
-        client = redis.Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            health_check_interval=15,
-            # Two quick retries ride out a failover; then the caller answers 503
-            # and Alertmanager retries later, instead of a webhook hanging for seconds.
-            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
-        )
-        return client, False
+        return open_client(url, timeout_s, retry_budget_s=retry_budget_s), False
     try:
         import fakeredis
     except ImportError:
@@ -34,10 +195,25 @@ def connect(url: str | None, timeout_s: float) -> tuple[redis.Redis, bool]:
     return fakeredis.FakeRedis(decode_responses=True), True
 
 
+def is_cluster(client: redis.Redis) -> bool:
+    return isinstance(client, RedisCluster)
+
+
 def binary_twin(client: redis.Redis) -> redis.Redis:
-    """A client of the same server that returns bytes, as rq needs for its jobs."""
+    """A client of the same server (or Sentinel primary) that returns bytes, as rq
+    needs for its jobs. Not for a cluster: rq cannot run on one."""
+    if is_cluster(client):
+        raise ValueError("rq cannot run on a Redis Cluster: set NOTIFY_REDIS_URL")
     pool = client.connection_pool
     kwargs = dict(pool.connection_kwargs)
     kwargs["decode_responses"] = False
-    twin_pool = pool.__class__(connection_class=pool.connection_class, **kwargs)
-    return redis.Redis(connection_pool=twin_pool)
+    if isinstance(pool, SentinelConnectionPool):
+        twin: redis.ConnectionPool = SentinelConnectionPool(  # type: ignore[no-untyped-call]
+            pool.service_name,
+            pool.sentinel_manager,
+            connection_class=pool.connection_class,
+            **kwargs,
+        )
+    else:
+        twin = pool.__class__(connection_class=pool.connection_class, **kwargs)
+    return redis.Redis(connection_pool=twin)

@@ -9,6 +9,8 @@ from typing import Any
 
 from receiver.alerts import PLATFORM_SCOPE
 from receiver.breaker import ISOLATING
+from receiver.store.admission import entry_of
+from receiver.store.codec import breaker_fields
 from receiver.store.retry import MAX_ATTEMPTS, CommitConflict, attempts
 from receiver.store.scopes import Change, ScopeStore, Snapshot
 from receiver.store.slots import Slot
@@ -30,12 +32,13 @@ def commit_scopes(
 
     `compute` returns the change to write (or None) and a result to hand back; a
     result counts only from the attempt whose commit won. Afterwards the guard's
-    isolation slots follow the breakers this call committed. A scope left unchanged
-    keeps its slot as it is (the read may be stale by now: another process may have
-    just opened it), except that a slot the caller took in `taken` (read at the end)
-    and did not use is given back."""
+    isolation slots and the gateways' deny-list follow the breakers this call
+    committed. A scope left unchanged keeps its slot as it is (the read may be stale
+    by now: another process may have just opened it), except that a slot the caller
+    took in `taken` (read at the end) and did not use is given back."""
     results: dict[str, Any] = {}
     final: dict[str, bool] = {}
+    entries: dict[str, tuple[int, str]] = {}
     unchanged: dict[str, bool] = {}
     pending = dict(scopes)
     known = list(known)
@@ -63,6 +66,7 @@ def commit_scopes(
                 unchanged.pop(change.scope, None)
                 if change.breaker is not None:
                     final[change.scope] = change.breaker.state in ISOLATING
+                    entries[change.scope] = (version, entry_of(breaker_fields(change.breaker)))
             else:
                 retry[change.scope] = pending[change.scope]
         if not retry:
@@ -74,8 +78,8 @@ def commit_scopes(
             final = {
                 s: isolating for s, isolating in final.items() if not (isolating and s in held)
             }
-            if final:  # a slot this call took for a tenant now isolating is already held
-                store.slots.sync(final)
+            # A slot this call took for a tenant now isolating is already held.
+            store.follow(final, entries)
             return results
         pending = retry
     raise CommitConflict(f"scopes still contended after {MAX_ATTEMPTS} attempts: {sorted(pending)}")

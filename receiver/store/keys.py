@@ -21,12 +21,11 @@ Global (`br:{_global}:...`):
 - `admission`    hash: the gateways' deny-list. Tenant -> its breaker as the feed
                  needs it, tab-separated: state, opened_at, half_open_at, open_count,
                  firing (1/0), for every tenant open, half open or forced open; and
-                 `_version`, a counter that moves with every entry change, `_built`,
-                 set once the sweep has filled it from every breaker (after an
-                 upgrade). Written by the same script that commits the breaker
-                 (`scopes.COMMIT_SCOPE`), so the feed is one `HGETALL`. That script's
-                 keys span two hash tags: one Redis (or a Sentinel pair), as
-                 docs/operations.md requires, not Redis Cluster.
+                 `_version`, a counter that moves with every entry change. Follows
+                 each breaker commit in the next round trip (`admission.SYNC`), so
+                 the feed is one `HGETALL`; the sweep repairs what a crash left
+- `admission-versions` hash: tenant -> the breaker version its entry follows (a
+                 racing writer with an older breaker leaves the entry alone)
 - `slot-doubts`  hash: tenant -> `<version>:<0|1>`, a slot that disagreed with the
                  tenant's breaker at that version in the last sweep; repaired if it
                  still does at the same version in the next one
@@ -83,6 +82,7 @@ INCIDENTS_TAG = "_incidents"
 TENANTS = f"{PREFIX}:{{{GLOBAL_TAG}}}:tenants"
 ISOLATED = f"{PREFIX}:{{{GLOBAL_TAG}}}:isolated"
 ADMISSION = f"{PREFIX}:{{{GLOBAL_TAG}}}:admission"
+ADMISSION_VERSIONS = f"{PREFIX}:{{{GLOBAL_TAG}}}:admission-versions"
 SLOT_DOUBTS = f"{PREFIX}:{{{GLOBAL_TAG}}}:slot-doubts"
 WATCHDOG = f"{PREFIX}:{{{GLOBAL_TAG}}}:watchdog"
 SHARED_CAUSES = f"{PREFIX}:{{{GLOBAL_TAG}}}:shared-causes"

@@ -20,7 +20,7 @@ import redis
 from receiver.breaker import Breaker, Transition
 from receiver.causes import SharedCause
 from receiver.store import keys as k
-from receiver.store.admission import SYNC_ENTRY, AdmissionStore
+from receiver.store.admission import AdmissionStore
 from receiver.store.causes import CauseStore
 from receiver.store.codec import (
     breaker_fields,
@@ -36,8 +36,8 @@ REFIRE_GRACE_S = 60.0
 (an HA peer's late delivery); after it, the same state firing again is new."""
 
 # KEYS[1] state hash, KEYS[2] transitions list, KEYS[3] seen zset,
-# KEYS[4] alerts hash, KEYS[5] tenant hash, KEYS[6] resolved zset, KEYS[7] the
-# gateways' deny-list (`admission`, global: see keys.py)
+# KEYS[4] alerts hash, KEYS[5] tenant hash, KEYS[6] resolved zset (one hash tag:
+# the scope's, so one cluster slot)
 # ARGV[1] expected version, ARGV[2] now (epoch s), ARGV[3] seen expiry (epoch s),
 # ARGV[4] transition log cap, ARGV[5] tier label ("" leaves it), then six counted
 # lists, each a count followed by its items: state field/value pairs, transitions
@@ -46,12 +46,9 @@ REFIRE_GRACE_S = 60.0
 # alerts are forgotten (up to 100 of them per call), then a time and a counted list
 # of delivery keys to expire at that time (the firing state of an alert that
 # resolved: a late copy of it is still a duplicate for a while, a real re-fire with
-# the same start after that counts); a key's expiry is only ever brought forward;
-# then the tenant whose deny-list entry follows the new breaker ("" for none).
+# the same start after that counts); a key's expiry is only ever brought forward.
 # Returns the new version, or 0 if the version moved since the caller read it.
-COMMIT_SCOPE = (
-    SYNC_ENTRY
-    + """
+COMMIT_SCOPE = """
 local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if version ~= tonumber(ARGV[1]) then return 0 end
 local i = 6
@@ -82,12 +79,10 @@ end
 local expire_at = ARGV[i]; i = i + 1
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('ZADD', KEYS[3], 'XX', 'LT', expire_at, ARGV[i]); i = i + 1 end
-sync_entry(KEYS[7], KEYS[1], ARGV[i])
 redis.call('HSETNX', KEYS[5], 'first_seen_at', ARGV[2])
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[5], 'tier_label', ARGV[5]) end
 return version + 1
 """
-)
 
 
 @dataclass(frozen=True)
@@ -235,16 +230,24 @@ class ScopeStore:
             args += [len(resolved), *resolved, len(firing), *firing, repr(now - self.seen_ttl_s)]
             grace = min(REFIRE_GRACE_S, self.seen_ttl_s)
             args += [repr(now + grace), len(change.forget_keys), *change.forget_keys]
-            gated = change.breaker is not None and not scope.startswith("_")
-            args.append(scope if gated else "")
             names = ("state", "transitions", "seen", "alerts", "tenant", "resolved")
-            keys = [k.scope_key(scope, n) for n in names] + [k.ADMISSION]
+            keys = [k.scope_key(scope, n) for n in names]
             self._commit(keys=keys, args=args, client=pipe)
         known = list(known)
         if known:
             pipe.zadd(k.TENANTS, {tenant: now for tenant in known}, nx=True)
         replies = pipe.execute()
         return [int(reply) for reply in replies[: len(changes)]]
+
+    def follow(self, isolating: Mapping[str, bool], entries: Mapping[str, tuple[int, str]]) -> None:
+        """After commits: the guard's slots and the deny-list follow the breakers
+        (tenant -> isolating; tenant -> version, deny-list entry), in one round trip."""
+        if not isolating and not entries:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        self.slots.sync(isolating, pipe)
+        self.admission.follow(entries, pipe)
+        pipe.execute()
 
     def transitions(self, scope: str, limit: int) -> list[Transition]:
         raw: list[str] = self.client.lrange(k.scope_key(scope, "transitions"), 0, limit - 1)  # type: ignore[assignment]

@@ -101,16 +101,19 @@ class SlotStore:
             for tenant, r in zip(tenant_ids, replies, strict=True)
         }
 
-    def sync(self, isolating: Mapping[str, bool]) -> None:
-        """Hold slots for isolating tenants and free the others' (idempotent)."""
+    def sync(self, isolating: Mapping[str, bool], pipe: Any = None) -> None:
+        """Hold slots for isolating tenants and free the others' (idempotent). In
+        `pipe` if given (then not executed here)."""
         add = [tenant for tenant, held in isolating.items() if held]
         remove = [tenant for tenant, held in isolating.items() if not held]
-        pipe = self.client.pipeline(transaction=False)
+        own = pipe is None
+        pipe = self.client.pipeline(transaction=False) if own else pipe
         if add:
             pipe.sadd(k.ISOLATED, *add)
         if remove:
             pipe.srem(k.ISOLATED, *remove)
-        pipe.execute()
+        if own:
+            pipe.execute()
 
     def repair(self, doubts: Mapping[str, tuple[int, bool]]) -> list[str]:
         """Tenants whose slot disagrees with their breaker (version read, should
