@@ -97,6 +97,9 @@ def apply(
         listener.committed(outcome)
     tidy = isinstance(item, Tick)
     posted = update(s.incidents, s.store, settings, s.registry, signals, now, tidy)
+    if settings.redis_min_replicas and not tidy:
+        # Acknowledged only once replicas have it: a failover now loses nothing.
+        s.store.confirm_replicated(settings.redis_min_replicas, settings.redis_timeout_s / 2, now)
     outcome.notices, outcome.queued = posted.notices, posted.queued
     for listener in listeners:
         listener.noticed(outcome, services, now)

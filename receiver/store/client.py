@@ -97,10 +97,17 @@ class ServerClient(_Registering, redis.Redis):
 
 
 class _ClusterPipeline(ClusterPipeline):
+    """redis-py refuses EVALSHA in a cluster pipeline, for want of a NOSCRIPT answer;
+    this one has it, so it routes each call by its keys like any other command."""
+
     owner: RedisCluster
 
+    def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
+        return self.execute_command("EVALSHA", sha, numkeys, *keys_and_args)
+
     def execute(self, raise_on_error: bool = True) -> list[Any]:
-        commands = [tuple(c.args) for c in cast(Any, self).command_queue]
+        queue = cast(Any, self)._execution_strategy.command_queue
+        commands = [tuple(c.args) for c in queue]
         results = super().execute(raise_on_error=False)
         return _rerun_missing_scripts(self.owner, commands, results, raise_on_error)
 

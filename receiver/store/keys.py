@@ -33,6 +33,9 @@ Global (`br:{_global}:...`):
 - `shared-causes` hash: fingerprint -> the latest state of a shared-cause alert
                  (`PlatformErrorRateHigh`, `TenantNoisyNeighbor`), tab-separated:
                  status, event time, last seen, alertname, tenant
+- `fence`        string: written after a delivery's commits when `REDIS_MIN_REPLICAS`
+                 is set; its acknowledgement by replicas (`WAIT`) covers every write
+                 the delivery made before it
 - `ready-probe`  string: `/readyz`'s test write, expiring after 10 s
 - `sweep-lock`   string: which process runs the periodic sweep now
 - `reconcile-lock` string: which process reconciles with Alertmanager this interval
@@ -88,6 +91,7 @@ WATCHDOG = f"{PREFIX}:{{{GLOBAL_TAG}}}:watchdog"
 SHARED_CAUSES = f"{PREFIX}:{{{GLOBAL_TAG}}}:shared-causes"
 SWEEP_LOCK = f"{PREFIX}:{{{GLOBAL_TAG}}}:sweep-lock"
 READY_PROBE = f"{PREFIX}:{{{GLOBAL_TAG}}}:ready-probe"
+FENCE = f"{PREFIX}:{{{GLOBAL_TAG}}}:fence"
 RECONCILE_LOCK = f"{PREFIX}:{{{GLOBAL_TAG}}}:reconcile-lock"
 
 WATCHDOG_ALERTED = f"{PREFIX}:{{{GLOBAL_TAG}}}:watchdog-alerted"

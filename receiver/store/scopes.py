@@ -121,6 +121,11 @@ class DeliveryRead:
     """Whether any of the board keys asked for is new to the incident board."""
 
 
+class NotReplicated(redis.RedisError):
+    """Fewer replicas than asked acknowledged the writes in time: answer 503, so the
+    sender retries (a retried delivery changes nothing twice)."""
+
+
 class ScopeStore:
     """Typed access to scope keys (see `keys`); Redis errors propagate as `redis.RedisError`."""
 
@@ -284,6 +289,17 @@ class ScopeStore:
         pipe.hset(k.scope_key(tenant_id, "tenant"), mapping={"tier": tier})
         pipe.zadd(k.TENANTS, {tenant_id: now}, nx=True)
         pipe.execute()
+
+    def confirm_replicated(self, replicas: int, timeout_s: float, now: float) -> None:
+        """Wait until `replicas` replicas have every write made so far: a fence write
+        and `WAIT` on one connection, since WAIT counts the writes of its own
+        connection and a replica that has the fence has everything before it."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(k.FENCE, repr(now), px=60_000)
+        pipe.wait(replicas, max(1, int(timeout_s * 1000)))
+        acknowledged = int(pipe.execute()[1])
+        if acknowledged < replicas:
+            raise NotReplicated(f"{acknowledged} of {replicas} replicas acknowledged in time")
 
     def probe_write(self, now: float) -> None:
         """A tiny write that expires: raises if Redis refuses writes (maxmemory, a
