@@ -103,7 +103,7 @@ class _ClusterPipeline(ClusterPipeline):
     owner: RedisCluster
 
     def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
-        return self.execute_command("EVALSHA", sha, numkeys, *keys_and_args)
+        return self.execute_command("EVALSHA", sha, numkeys, *keys_and_args)  # type: ignore[no-untyped-call]
 
     def execute(self, raise_on_error: bool = True) -> list[Any]:
         queue = cast(Any, self)._execution_strategy.command_queue
