@@ -18,6 +18,7 @@ import yaml
 from receiver.config import ConfigError, Settings, load_settings
 from receiver.services import build_services
 from receiver.store import connect
+from receiver.store.client import primaries
 
 Check = tuple[bool, str]
 WEAK_TOKENS = {"changeme", "secret", "token", "password", "test", "example"}
@@ -40,16 +41,26 @@ def _redis(settings: Settings) -> Check:
     client, _ = connect(settings.redis_url, settings.redis_timeout_s)
     try:
         client.ping()
-        aof = client.config_get("appendonly").get("appendonly")
-        save = client.config_get("save").get("save")
-        policy = client.config_get("maxmemory-policy").get("maxmemory-policy")
+        # On a cluster, every primary must be persistent and never evict.
+        servers = primaries(client)
+        found = [
+            {
+                name: s.config_get(name).get(name)
+                for name in ("appendonly", "save", "maxmemory-policy")
+            }
+            for s in servers
+        ]
     except redis.RedisError as exc:
         return False, f"unreachable or refusing CONFIG: {exc.__class__.__name__}"
-    if aof != "yes" and not save:
-        return False, "reachable but not persistent: enable appendonly (AOF) or RDB saves"
-    if policy not in (None, "noeviction"):
-        return False, f"maxmemory-policy {policy} may evict state; use noeviction"
-    return True, f"reachable, persistent (appendonly={aof}, save='{save}')"
+    for config in found:
+        aof, save, policy = config["appendonly"], config["save"], config["maxmemory-policy"]
+        if aof != "yes" and not save:
+            return False, "reachable but not persistent: enable appendonly (AOF) or RDB saves"
+        if policy not in (None, "noeviction"):
+            return False, f"maxmemory-policy {policy} may evict state; use noeviction"
+    aof, save = found[0]["appendonly"], found[0]["save"]
+    where = f" on {len(found)} primaries" if len(found) > 1 else ""
+    return True, f"reachable, persistent{where} (appendonly={aof}, save='{save}')"
 
 
 def _notifiers(settings: Settings) -> Check:

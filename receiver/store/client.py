@@ -206,6 +206,13 @@ def is_cluster(client: redis.Redis) -> bool:
     return isinstance(client, RedisCluster)
 
 
+def primaries(client: redis.Redis) -> list[redis.Redis]:
+    """A client per primary: the one server, or each primary of a cluster."""
+    if not isinstance(client, RedisCluster):
+        return [client]
+    return [client.get_redis_connection(node) for node in client.get_primaries()]
+
+
 def binary_twin(client: redis.Redis) -> redis.Redis:
     """A client of the same server (or Sentinel primary) that returns bytes, as rq
     needs for its jobs. Not for a cluster: rq cannot run on one."""
