@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
+command -v redis-cli >/dev/null || missing+=(redis-tools)
 command -v promtool >/dev/null || missing+=(prometheus)
 { command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null; } \
   || missing+=(prometheus-alertmanager)

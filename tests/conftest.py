@@ -17,7 +17,7 @@ from receiver.config import BreakerSettings, Settings
 from receiver.store import ScopeStore
 from tests.servers import RedisServer
 
-pytest_plugins = ["tests.notify_fixtures"]
+pytest_plugins = ["tests.notify_fixtures", "tests.topology_fixtures"]
 
 DATA = Path(__file__).parent / "data"
 WEBHOOK_TOKEN = "webhook-token-for-tests-0001"
