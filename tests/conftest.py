@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from receiver import create_app
 from receiver.config import BreakerSettings, Settings
 from receiver.store import ScopeStore
+from receiver.store.client import open_client
 from tests.servers import RedisServer
 
 pytest_plugins = ["tests.notify_fixtures", "tests.topology_fixtures"]
@@ -102,16 +103,36 @@ def real_redis(redis_server: RedisServer) -> Iterator[redis.Redis]:
     client.close()
 
 
-@pytest.fixture(params=["fakeredis", "redis-server"])
+@pytest.fixture(
+    params=[
+        "fakeredis",
+        pytest.param("redis-server", marks=pytest.mark.redis),
+        pytest.param("sentinel", marks=pytest.mark.redis),
+        pytest.param("cluster", marks=pytest.mark.redis),
+    ]
+)
 def redis_client(request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
-    """Runs the test on fakeredis and on a real redis-server."""
+    """Runs the test on fakeredis, a real redis-server, the primary of a Sentinel group
+    and a 3-primary Redis Cluster; the last two through the receiver's own client."""
     if request.param == "fakeredis":
         client = fakeredis.FakeRedis(decode_responses=True)
         client.flushall()
         yield client
         client.flushall()
-    else:
+    elif request.param == "redis-server":
         yield request.getfixturevalue("real_redis")
+    else:
+        from tests.topology_fixtures import cluster_topology, sentinel_topology
+
+        if request.param == "sentinel":
+            topology = sentinel_topology(request.getfixturevalue("sentinel_group"))
+        else:
+            topology = cluster_topology(request.getfixturevalue("redis_cluster"))
+        topology.flush()
+        client = open_client(topology.url, 2.0)
+        yield client
+        client.close()
+        topology.flush()
 
 
 @pytest.fixture
@@ -125,7 +146,10 @@ def breaker_settings() -> BreakerSettings:
 
 
 @pytest.fixture
-def settings(breaker_settings: BreakerSettings) -> Settings:
+def settings(breaker_settings: BreakerSettings, request: pytest.FixtureRequest) -> Settings:
+    on_cluster = getattr(request.node, "callspec", None) and (
+        request.node.callspec.params.get("redis_client") == "cluster"
+    )
     return Settings(
         webhook_token=WEBHOOK_TOKEN,
         api_token=API_TOKEN,
@@ -134,6 +158,8 @@ def settings(breaker_settings: BreakerSettings) -> Settings:
         max_body_bytes=256 * 1024,
         max_alert_age_s=ANY_ALERT_TIME_S,
         max_alert_future_s=ANY_ALERT_TIME_S,
+        # rq cannot run on a cluster: its queue goes to the plain server, as deployed.
+        notify_redis_url=request.getfixturevalue("redis_server").url if on_cluster else None,
     )
 
 

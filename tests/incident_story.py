@@ -43,12 +43,14 @@ def _failing(n: int, at: float, status: str = "firing") -> dict[str, Any]:
     return isolate_alert(_tenant(n), status, stamp(at), tier=TIERS[n % len(TIERS)])
 
 
-def play(client: redis.Redis) -> list[dict[str, Any]]:
+def play(client: redis.Redis, queue_url: str | None = None) -> list[dict[str, Any]]:
     """The story; then every incident, newest first, as `GET /api/v1/incidents/<id>`
-    shows it (without the fields added since)."""
+    shows it (without the fields added since). `queue_url`: the notification queue's
+    Redis, where `client` is a cluster."""
     clock = Clock(T0 + 60)
     settings = replace(SETTINGS, webhook_token=WEBHOOK_TOKEN, api_token=API_TOKEN)
     settings = replace(settings, admin_token=ADMIN_TOKEN, max_isolated_percent=100.0)
+    settings = replace(settings, notify_redis_url=queue_url)
     app = create_app(
         {"SETTINGS": settings, "REDIS_CLIENT": client, "CLOCK": clock, "SWEEPER": False}
     )

@@ -5,6 +5,7 @@ the platform incident says what happened. On fakeredis and real Redis."""
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -94,8 +95,8 @@ class Pipeline:
 
 
 @pytest.fixture
-def pipe(redis_client: redis.Redis) -> Pipeline:
-    return Pipeline(redis_client)
+def pipe(redis_client: redis.Redis, settings: Settings) -> Pipeline:
+    return Pipeline(redis_client, replace(SETTINGS, notify_redis_url=settings.notify_redis_url))
 
 
 def test_victims_are_held_back_while_the_platform_fails_broadly(pipe: Pipeline) -> None:

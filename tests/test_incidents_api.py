@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from receiver import create_app
 from receiver.api.deps import EXTENSION
 from receiver.config import Settings
+from receiver.incident_doc import COLLECTIONS
 from receiver.incidents import NOTES_CAP
 from receiver.schemas import NOTE_MAX_CHARS
 from receiver.store import keys as k
@@ -356,8 +357,8 @@ def test_an_incident_stored_whole_in_its_document_moves_out_on_the_next_change(
     doc["alerts"] = {a["fingerprint"]: a for a in before["alerts"]}
     for name in ("isolated_at", "victims", "suppressed", "group_keys"):
         doc[name] = before[name]
-    parts = redis_client.keys(f"br:{{_incidents}}:*:{incident_id}")
-    redis_client.delete(*[p for p in parts if p != doc_key])  # type: ignore[union-attr]
+    parts = [k.incident_part_key(incident_id, part) for part in COLLECTIONS]
+    redis_client.delete(list_key, *parts)
     redis_client.set(doc_key, json.dumps(doc))
     shown = api.get(f"/api/v1/incidents/{incident_id}", headers=READER).get_json()
     assert shown == before

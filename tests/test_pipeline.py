@@ -3,6 +3,7 @@ listener, in that order. On fakeredis and real Redis."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -34,8 +35,9 @@ class Recorder:
 
 
 @pytest.fixture
-def services(redis_client: redis.Redis) -> Services:
-    return build_services(SETTINGS, client=redis_client, registry={})
+def services(redis_client: redis.Redis, settings: Settings) -> Services:
+    queued = replace(SETTINGS, notify_redis_url=settings.notify_redis_url)
+    return build_services(queued, client=redis_client, registry={})
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from typing import Any, cast
 
 import redis
 from redis.backoff import ExponentialBackoff
-from redis.cluster import ClusterNode, ClusterPipeline, RedisCluster
+from redis.cluster import ClusterNode, ClusterPipeline, RedisCluster, TransactionStrategy
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 from redis.retry import Retry
@@ -98,14 +98,23 @@ class ServerClient(_Registering, redis.Redis):
 
 class _ClusterPipeline(ClusterPipeline):
     """redis-py refuses EVALSHA in a cluster pipeline, for want of a NOSCRIPT answer;
-    this one has it, so it routes each call by its keys like any other command."""
+    this one has it, so it routes each call by its keys like any other command. In a
+    transaction a failed call cannot be re-run alone, so there a script goes whole
+    (EVAL): ours are a few lines there."""
 
     owner: RedisCluster
 
     def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
-        return self.execute_command("EVALSHA", sha, numkeys, *keys_and_args)  # type: ignore[no-untyped-call]
+        command = "EVALSHA" if not self._in_transaction() else "EVAL"
+        script = sha if command == "EVALSHA" else SOURCES[sha]
+        return self.execute_command(command, script, numkeys, *keys_and_args)  # type: ignore[no-untyped-call]
+
+    def _in_transaction(self) -> bool:
+        return isinstance(cast(Any, self)._execution_strategy, TransactionStrategy)
 
     def execute(self, raise_on_error: bool = True) -> list[Any]:
+        if self._in_transaction():
+            return super().execute(raise_on_error)
         queue = cast(Any, self)._execution_strategy.command_queue
         commands = [tuple(c.args) for c in queue]
         results = super().execute(raise_on_error=False)
@@ -118,9 +127,8 @@ class ClusterClient(_Registering, RedisCluster):
 
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
         pipe: ClusterPipeline = super().pipeline(transaction, shard_hint)  # type: ignore[no-untyped-call]
-        if not transaction:
-            pipe.__class__ = _ClusterPipeline
-            cast(_ClusterPipeline, pipe).owner = self
+        pipe.__class__ = _ClusterPipeline
+        cast(_ClusterPipeline, pipe).owner = self
         return pipe
 
 
