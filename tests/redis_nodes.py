@@ -14,7 +14,7 @@ from typing import Any
 import redis
 
 from receiver.stack import free_port
-from tests.servers import need_binary, wait_for
+from tests.servers import need_binary, stop_process, wait_for
 
 HOST = "127.0.0.1"
 Address = tuple[str, int]
@@ -99,14 +99,6 @@ class Processes:
 
     def stop(self, ports: list[int] | None = None) -> None:
         for port in ports if ports is not None else list(self.procs):
-            proc = self.procs.pop(port, None)
-            if proc is None or proc.poll() is not None:
-                continue
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(self.procs.pop(port, None))
         if ports is None:
             shutil.rmtree(self.dir, ignore_errors=True)

@@ -174,7 +174,8 @@ class Receiver:
         self.proc = None
 
 
-def _stop(proc: subprocess.Popen[bytes] | None) -> None:
+def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """End a process we started: SIGTERM, then SIGKILL if it lingers."""
     if proc and proc.poll() is None:
         proc.terminate()
         try:
@@ -210,7 +211,7 @@ class Daemon:
         return (self.dir / "log").read_text(errors="replace")
 
     def stop(self, keep_dir: bool = False) -> None:
-        _stop(self.proc)
+        stop_process(self.proc)
         self.proc = None
         if not keep_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
