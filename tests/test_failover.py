@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 from receiver.store import keys
+from receiver.store.client import open_client
 from tests.conftest import TOKENS_ENV, isolate_alert
+from tests.redis_nodes import command
 from tests.servers import AlertmanagerApi, Receiver, wait_for
 from tests.topologies import SentinelGroup
 from tests.webhook_load import Delivery, Sender, assert_converged, outage, tenant_views
@@ -110,6 +112,21 @@ def assert_listed_once(views: dict[str, dict[str, Any]]) -> None:
 def all_closed(receiver: Receiver, tenant_ids: list[str]) -> bool:
     views = tenant_views(receiver.url, tenant_ids)
     return all(view["breaker"]["state"] == "closed" for view in views.values())
+
+
+@pytest.mark.parametrize("fault", ["killed", "frozen"])
+def test_a_write_in_flight_lands_on_the_promoted_replica(fault: str) -> None:
+    """A write sent once the primary is gone (refusing connections, or frozen and
+    silent) lands on the replica Sentinel promotes, given a retry budget longer than
+    the failover: each retry asks the sentinels where the primary is now."""
+    with SentinelGroup() as group:
+        client = open_client(group.url, timeout_s=0.5, retry_budget_s=20)
+        client.set("br:{acme}:probe", "before")
+        old = group.kill_primary() if fault == "killed" else group.freeze_primary()
+        client.set("br:{acme}:probe", "after")
+        new = group.wait_failover(old)
+        assert command(new[1], "GET", "br:{acme}:probe") == "after"
+        client.close()
 
 
 def test_a_killed_primary_loses_no_acknowledged_delivery(
