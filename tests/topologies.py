@@ -135,8 +135,12 @@ class SentinelGroup:
         return self.primary_address()
 
     def restart_old_primary(self) -> Address:
-        """Start the killed primary again, as a replica of the current one, and wait until
-        it is in sync and the sentinels count it as a healthy replica again."""
+        """Start the killed primary again (a frozen one is killed first, as a machine
+        rebooted), as a replica of the current one, and wait until it is in sync and
+        the sentinels count it as a healthy replica again."""
+        if self.frozen is not None:
+            self.processes.kill(self.frozen)
+            self.killed, self.frozen = self.frozen, None
         assert self.killed is not None, "no primary was killed"
         port, self.killed = self.killed, None
         host, primary = self.primary_address()

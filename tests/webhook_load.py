@@ -149,6 +149,8 @@ class Outage:
     """`time.monotonic()` of the first failed answer and of the first 2xx after it."""
     reasons: dict[str, int]
     """Failed attempts by status and message."""
+    slowest_s: float
+    """The longest an attempt waited for its answer."""
 
     @property
     def gap_s(self) -> float | None:
@@ -158,7 +160,7 @@ class Outage:
 
     def describe(self, since: float | None = None) -> str:
         failures = f"{self.attempts} attempts, {self.server_errors} answered 5xx"
-        failures += f", {self.no_answer} unanswered"
+        failures += f", {self.no_answer} unanswered, the slowest answered in {self.slowest_s:.2f}s"
         if self.gap_s is None or self.first_failure is None or self.recovered is None:
             return failures
         reasons = ", ".join(f"{count} x {reason}" for reason, count in self.reasons.items())
@@ -183,6 +185,7 @@ def outage(deliveries: Sequence[Delivery]) -> Outage:
         first_failure=first,
         recovered=next((a.answered for a in later if 200 <= a.status < 300), None),
         reasons=dict(Counter(reason(a) for a in failures)),
+        slowest_s=max((a.answered - a.started for a in attempts), default=0.0),
     )
 
 
