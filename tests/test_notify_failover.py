@@ -116,8 +116,9 @@ def api(receiver: Receiver, path: str) -> Any:
     return response.json()
 
 
+@pytest.mark.parametrize("fault", ["killed", "frozen"])
 def test_the_worker_delivers_across_a_failover(
-    group: SentinelGroup, receiver: Receiver, worker: Worker, httpserver: HTTPServer
+    group: SentinelGroup, receiver: Receiver, worker: Worker, httpserver: HTTPServer, fault: str
 ) -> None:
     """The primary dies while the worker waits on Slack's answer; incidents open
     before, during and after the failover; every delivery the receiver queued ends
@@ -142,7 +143,7 @@ def test_the_worker_delivers_across_a_failover(
     sender.deliver(first, deadline)
     assert sending.wait(timeout=30), f"the worker never called Slack:\n{worker.output()}"
 
-    old = group.kill_primary()
+    old = group.kill_primary() if fault == "killed" else group.freeze_primary()
     kill_at = time.monotonic()
     killed.set()
     sender.run(rest, 1 / SPACING_S, threads=len(rest))
@@ -167,7 +168,7 @@ def test_the_worker_delivers_across_a_failover(
     after = [at for at, _ in received if at > kill_at]
     assert after, "nothing reached Slack after the kill"
     print(
-        f"\nworker across a failover: {len(incidents)} incidents, "
+        f"\nworker across a failover, primary {fault}: {len(incidents)} incidents, "
         f"{len(deliveries)} deliveries, {len(received)} Slack requests; first after the kill "
         f"{after[0] - kill_at:.2f}s, last {after[-1] - kill_at:.2f}s after it"
     )
