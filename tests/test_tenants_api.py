@@ -6,10 +6,14 @@ from pathlib import Path
 
 import pytest
 import redis
+from flask import Flask
 from flask.testing import FlaskClient
 
 from receiver import create_app
+from receiver.api.deps import EXTENSION
+from receiver.breaker import Transition
 from receiver.config import Settings
+from receiver.pipeline import Tick, apply
 from tests.conftest import ADMIN, READER, WEBHOOK, Clock, isolate_alert
 
 BASE = "/api/v1/tenants"
@@ -43,6 +47,26 @@ def test_time_moves_open_to_half_open_to_closed_on_read(client: FlaskClient, clo
     assert body["breaker"]["transitions"][0]["to"] == "half_open"
     clock.advance(60)
     assert client.get(f"{BASE}/acme", headers=READER).get_json()["breaker"]["state"] == "closed"
+
+
+def test_a_transition_recorded_between_the_reads_is_listed_once(
+    app: Flask, client: FlaskClient, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A due transition the sweep records after the view read the breaker, before it
+    read the log, is listed once: it is in the log now, no longer pending."""
+    fail(client, "acme")
+    clock.advance(61)
+    services = app.extensions[EXTENSION]
+    read_log = services.store.transitions
+
+    def swept_then_read(scope: str, limit: int) -> list[Transition]:
+        apply(services, Tick(), clock())
+        return read_log(scope, limit)
+
+    monkeypatch.setattr(services.store, "transitions", swept_then_read)
+    breaker = client.get(f"{BASE}/acme", headers=READER).get_json()["breaker"]
+    moves = [(t["from"], t["to"]) for t in breaker["transitions"]]
+    assert (breaker["state"], moves) == ("half_open", [("open", "half_open"), ("closed", "open")])
 
 
 def test_tier_comes_from_alert_label_then_registry(client: FlaskClient) -> None:

@@ -5,6 +5,7 @@ started it. URLs are in the receiver's forms, `redis+sentinel://h:p,h:p/<service
 
 from __future__ import annotations
 
+import signal
 import subprocess
 
 import redis
@@ -50,6 +51,7 @@ class SentinelGroup:
         *self.data_ports, s1, s2, s3 = free_ports(5)
         self.sentinel_ports = [s1, s2, s3]
         self.killed: int | None = None
+        self.frozen: int | None = None
 
     @property
     def sentinels(self) -> list[Address]:
@@ -104,6 +106,15 @@ class SentinelGroup:
         self.killed = old[1]
         return old
 
+    def freeze_primary(self) -> Address:
+        """SIGSTOP the current primary, as a machine that stops answering: its port
+        still takes connections (the kernel accepts them), and nothing is answered.
+        `stop` ends it for good."""
+        old = self.primary_address()
+        self.processes.procs[old[1]].send_signal(signal.SIGSTOP)
+        self.frozen = old[1]
+        return old
+
     def wait_failover(self, old: Address, timeout_s: float = 30) -> Address:
         """The new primary, once every sentinel has finished the failover (names one
         primary other than `old`, connected, no failover in progress) and it says it is
@@ -124,8 +135,12 @@ class SentinelGroup:
         return self.primary_address()
 
     def restart_old_primary(self) -> Address:
-        """Start the killed primary again, as a replica of the current one, and wait until
-        it is in sync and the sentinels count it as a healthy replica again."""
+        """Start the killed primary again (a frozen one is killed first, as a machine
+        rebooted), as a replica of the current one, and wait until it is in sync and
+        the sentinels count it as a healthy replica again."""
+        if self.frozen is not None:
+            self.processes.kill(self.frozen)
+            self.killed, self.frozen = self.frozen, None
         assert self.killed is not None, "no primary was killed"
         port, self.killed = self.killed, None
         host, primary = self.primary_address()
@@ -143,6 +158,9 @@ class SentinelGroup:
             raise TimeoutError("the replicas did not acknowledge the FLUSHALL within 5 s")
 
     def stop(self) -> None:
+        if self.frozen is not None:
+            self.processes.kill(self.frozen)  # SIGTERM would wait for it to continue
+            self.frozen = None
         self.processes.stop(self.sentinel_ports)
         self.processes.stop()
 

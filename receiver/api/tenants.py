@@ -57,6 +57,8 @@ def _view(
 ) -> dict[str, Any]:
     settings = services.settings.breaker
     breaker, pending = tick(snapshot.breaker, at, settings)
+    # The log is read after the breaker: what was recorded in between is not pending.
+    pending = [transition for transition in pending if transition not in recorded]
     tier = resolve_tier(
         snapshot.tier_override, services.registry.get(snapshot.scope), snapshot.tier_label
     )

@@ -9,6 +9,12 @@ import click
 
 from receiver.config import ConfigError, load_settings
 
+WORKER_TTL_S = 20
+"""rq's `worker_ttl`. rq blocks on the queue for this less 15 s and gives every
+command on the queue's connection a socket timeout 10 s above that: how long the
+worker, its job and its scheduler wait on a primary whose machine stopped answering
+before they reconnect to the one Sentinel promoted. rq's default, 420, is 7 min."""
+
 
 @click.group()
 def main() -> None:
@@ -70,7 +76,9 @@ def worker(burst: bool) -> None:
     hub = jobs.current_hub()
     if not hub.channels:
         click.echo("warning: no notification channel is configured; deliveries fail", err=True)
-    Worker([hub.queue], connection=hub.queue.connection).work(burst=burst, with_scheduler=True)
+    Worker([hub.queue], connection=hub.queue.connection, worker_ttl=WORKER_TTL_S).work(
+        burst=burst, with_scheduler=True
+    )
 
 
 def _register() -> None:

@@ -23,9 +23,10 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.cluster import ClusterNode, ClusterPipeline, RedisCluster, TransactionStrategy
 from redis.commands.core import Script
+from redis.connection import SSLConnection
 from redis.exceptions import NoScriptError
 from redis.retry import Retry
-from redis.sentinel import Sentinel, SentinelConnectionPool
+from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 
 from receiver.redis_url import Kind, RedisTarget, parse_redis_url
 
@@ -132,6 +133,26 @@ class ClusterClient(_Registering, RedisCluster):
         return pipe
 
 
+class _PrimaryConnection(SentinelManagedConnection):
+    """Asks the sentinels where the primary is on every connect. redis-py asks only
+    when its pool hands out a connection, and a command's retries reconnect to the
+    address they had (redis-py #3874): a write in flight when the primary's machine
+    stopped answering timed out on it until the budget ran out, though Sentinel had
+    promoted the replica seconds into it. Each retry is one connect, to the address
+    named then."""
+
+    def connect_check_health(
+        self, check_health: bool = True, retry_socket_connect: bool = True
+    ) -> None:
+        if not self._sock and self.connection_pool.is_master:
+            self.host, self.port = self.connection_pool.get_master_address()
+        super().connect_check_health(check_health, retry_socket_connect=False)
+
+
+class _PrimarySSLConnection(_PrimaryConnection, SSLConnection):
+    pass
+
+
 def _tls_kwargs(target: RedisTarget) -> dict[str, Any]:
     if not target.tls:
         return {}
@@ -178,6 +199,7 @@ def open_client(
         client = sentinel.master_for(  # type: ignore[no-untyped-call]
             target.service,
             redis_class=ServerClient,
+            connection_class=_PrimarySSLConnection if target.tls else _PrimaryConnection,
             db=target.db,
             health_check_interval=15,
             **credentials,
