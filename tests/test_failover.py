@@ -1,7 +1,9 @@
-"""A Sentinel failover under load: the primary SIGKILLed while 200 tenants' webhooks flow
-into the receiver under gunicorn, with `REDIS_MIN_REPLICAS=1`. No acknowledged delivery
-is lost, every failed one converges when retried, no transition is recorded twice, and
-the receiver serves again without a restart. Run with `-s` for the measured gap."""
+"""A Sentinel failover under load: the primary SIGKILLed (or frozen, as a machine that
+stops answering) while 200 tenants' webhooks flow into the receiver under gunicorn, with
+`REDIS_MIN_REPLICAS=1`. No acknowledged delivery is lost, every failed one converges
+when retried, no transition is recorded twice, and the receiver serves again without a
+restart; a write in flight lands on the promoted replica. Run with `-s` for the
+measured gap and 5xx count."""
 
 from __future__ import annotations
 
