@@ -64,14 +64,16 @@ def p99_ms(times: list[tuple[float, float, int]]) -> float:
     return statistics.quantiles([t[1] - t[0] for t in times], n=100)[98] * 1000
 
 
+def calls_by_command(client: redis.Redis) -> dict[str, int]:
+    """Redis commands run so far by name (`INFO commandstats`: `cmdstat_get`, ...), a
+    script's own calls included."""
+    stats: dict[str, Any] = client.info("commandstats")  # type: ignore[assignment]
+    return {name: int(v["calls"]) for name, v in stats.items()}
+
+
 def commands(*clients: redis.Redis) -> int:
-    """Redis commands run so far (`INFO commandstats`, a script's own calls included),
-    summed over the servers given."""
-    total = 0
-    for client in clients:
-        stats: dict[str, Any] = client.info("commandstats")  # type: ignore[assignment]
-        total += sum(int(v["calls"]) for v in stats.values())
-    return total
+    """Redis commands run so far, summed over the servers given."""
+    return sum(sum(calls_by_command(client).values()) for client in clients)
 
 
 def conflicts(url: str) -> float:
