@@ -1,7 +1,7 @@
 """A storm on the Redis Cluster, for `bench.topologies`: `bench.storm`'s (a fresh
 cluster, the shipped settings, every tenant failing at once, one webhook each), then
-10 s with nothing posted (the sweep's own load), REPEATS of the storm's alerts
-delivered again (net of that background), then new tenants one at a time.
+20 s with nothing posted (the sweep's own load), then, the sweep out of the way,
+REPEATS of the storm's alerts delivered again and new tenants one at a time.
 
 Where the load lands is read by `bench.hotkeys`: per node from `INFO`; per hash tag and
 key from a MONITOR window in the storm; the board's turn (the short lock every board
@@ -34,8 +34,10 @@ Figures = dict[str, Any]
 REPEATS = 2000
 SOLO_MAX = 5000
 """A bound on the one-at-a-time posts while the turn is polled."""
-IDLE_S = 10.0
-"""Two sweeps with nothing posted: the background the repeats are measured over."""
+IDLE_S = 20.0
+"""Nothing posted after the storm: about four sweeps."""
+SWEEP_S = 5.0
+"""The shipped `RECEIVER_SWEEP_INTERVAL_S`."""
 """A bound on the one-at-a-time posts while the turn is polled."""
 
 
@@ -55,10 +57,6 @@ class Window:
 
     def __contains__(self, at: float) -> bool:
         return self.start <= at <= self.end
-
-    def per(self, seconds: float) -> dict[str, hotkeys.Counters]:
-        """What the nodes spent, scaled to `seconds` of the same."""
-        return {role: u.scaled(seconds / self.seconds) for role, u in self.used.items()}
 
 
 T = TypeVar("T")
@@ -98,11 +96,52 @@ def watch(server: Receiver, d: Deployment, after_s: float, for_s: float) -> Watc
 
 
 def run(d: Deployment, tenants: int, watch_at_s: float, watch_s: float) -> Figures:
-    """The shipped settings, `tenants` failing at once, then REPEATS re-delivered."""
+    """The storm and the sweep after it under the shipped settings, then the repeats
+    and the solo posts with the sweep out of the way."""
     group = d.group
     assert isinstance(group, ClusterGroup)
-    nodes = d.cluster_nodes()
     server = receiver(d, {})
+    try:
+        out, tenant_keys = storm(server, d, group, tenants, watch_at_s, watch_s)
+        idle, _ = observed(server, d, lambda: time.sleep(IDLE_S))
+    finally:
+        server.stop()
+    out["sweep"] = sweep_figures(idle, tenants)
+    quiet = receiver(d, {"RECEIVER_SWEEP_INTERVAL_S": "3600"}, flush=False)
+    try:
+        again = bodies(tenants, "s")[-REPEATS:]
+        repeating, times = observed(quiet, d, lambda: post_all(f"{quiet.url}{HOOK}", again))
+        out["turn"] |= solo(quiet, d.ports[f"{{{keys.INCIDENTS_TAG}}}"], watch_s)
+    finally:
+        quiet.stop()
+    out["repeats"] = {
+        "per_s": rate(times),
+        "failed": sum(1 for t in times if t[2] != 200),
+        "gunicorn_cpu_ms": repeating.gunicorn_s / REPEATS * 1000,
+        "nodes": {
+            role: {
+                "cpu_ms": u.cpu_s / REPEATS * 1000,
+                "commands": u.calls / REPEATS,
+                "getkeys": u.lookups / REPEATS,
+            }
+            for role, u in repeating.used.items()
+        },
+    }
+    per_alert = {role: u.cpu_s / REPEATS for role, u in repeating.used.items()}
+    out["paper_repeats"] = paper(per_alert, tenant_keys)
+    return out
+
+
+def storm(
+    server: Receiver,
+    d: Deployment,
+    group: ClusterGroup,
+    tenants: int,
+    watch_at_s: float,
+    watch_s: float,
+) -> tuple[Figures, dict[str, int]]:
+    """The storm, watched; its figures, and the tenant keys each node holds after it."""
+    nodes = d.cluster_nodes()
     client = group.client()
     seen: list[Watched] = []
     end: dict[str, Any] = {}
@@ -118,18 +157,11 @@ def run(d: Deployment, tenants: int, watch_at_s: float, watch_s: float) -> Figur
 
         result = run_storm(server.url, client, tenants, answered)  # type: ignore[arg-type]
         watcher.join()
-        counted = {
-            role: hotkeys.census(node, group.slots_of(d.ports[role]))
-            for role, node in nodes.items()
-        }
-        idle, _ = observed(server, d, lambda: time.sleep(IDLE_S))
-        repeating, again = observed(
-            server, d, lambda: post_all(f"{server.url}{HOOK}", bodies(tenants, "s")[-REPEATS:])
-        )
-        alone = solo(server, d.ports[f"{{{keys.INCIDENTS_TAG}}}"], watch_s)
     finally:
-        server.stop()
         client.close()
+    counted = {
+        role: hotkeys.census(node, group.slots_of(d.ports[role])) for role, node in nodes.items()
+    }
     (watched,) = seen
     assert watched.poll.end < result.times[-1][1], "the storm ended before the watch did"
     used = hotkeys.spent(before, end["nodes"])
@@ -138,39 +170,38 @@ def run(d: Deployment, tenants: int, watch_at_s: float, watch_s: float) -> Figur
     outside = Outside(result, watched.windows)
     gunicorn_s = end["workers"] - workers - sum(w.gunicorn_s for w in watched.windows)
     out = storm_figures(result, outside, used, gunicorn_s)
-    out["turn"] = turn_figures(result, watched) | alone
+    out["turn"] = turn_figures(result, watched)
     out["nodes"] = node_figures(outside, watched.samples, used, counted, end["nodes"])
-    repeated = {role: u - idle.per(repeating.seconds)[role] for role, u in repeating.used.items()}
-    idle_gunicorn_s = idle.gunicorn_s / idle.seconds * repeating.seconds
-    out["idle"] = {
-        role: {"commands_s": u.calls / idle.seconds, "cpu_of_a_core": u.cpu_s / idle.seconds}
-        for role, u in idle.used.items()
+    tenant_keys = {role: census.tenant_keys for role, census in counted.items()}
+    out["paper_storm"] = paper({r: u.cpu_s / outside.posts for r, u in used.items()}, tenant_keys)
+    return out, tenant_keys
+
+
+def paper(per_alert: dict[str, float], tenant_keys: dict[str, int]) -> Figures:
+    tenant, own, ceilings = hotkeys.on_paper(per_alert, tenant_keys)
+    return {
+        "tenant_redis_cpu_ms": tenant * 1000,
+        "tag_redis_cpu_ms": {tag: cost * 1000 for tag, cost in own.items()},
+        "ceilings": {c.primaries: asdict(c) for c in ceilings},
     }
-    out["repeats"] = {
-        "per_s": rate(again),
-        "failed": sum(1 for t in again if t[2] != 200),
-        "gunicorn_cpu_ms": (repeating.gunicorn_s - idle_gunicorn_s) / REPEATS * 1000,
+
+
+def sweep_figures(idle: Window, tenants: int) -> Figures:
+    """The sweep alone after the storm (every known tenant read each interval, the held
+    ones asking for slots): per second, and per known tenant and sweep."""
+    sweeps = idle.seconds / SWEEP_S
+    return {
+        "gunicorn_cpu_of_a_core": idle.gunicorn_s / idle.seconds,
+        "gunicorn_cpu_ms_per_1000_tenants": idle.gunicorn_s / sweeps / tenants * 1e6,
         "nodes": {
             role: {
-                "cpu_ms": u.cpu_s / REPEATS * 1000,
-                "commands": u.calls / REPEATS,
-                "getkeys": u.lookups / REPEATS,
+                "commands_s": u.calls / idle.seconds,
+                "cpu_of_a_core": u.cpu_s / idle.seconds,
+                "commands_per_tenant": u.calls / sweeps / tenants,
             }
-            for role, u in repeated.items()
+            for role, u in idle.used.items()
         },
     }
-    tenant_keys = {role: census.tenant_keys for role, census in counted.items()}
-    for phase, per_alert in (
-        ("storm", {r: u.cpu_s / outside.posts for r, u in used.items()}),
-        ("repeats", {r: u.cpu_s / REPEATS for r, u in repeated.items()}),
-    ):
-        tenant, own, ceilings = hotkeys.on_paper(per_alert, tenant_keys)
-        out[f"paper_{phase}"] = {
-            "tenant_redis_cpu_ms": tenant * 1000,
-            "tag_redis_cpu_ms": {tag: cost * 1000 for tag, cost in own.items()},
-            "ceilings": {c.primaries: asdict(c) for c in ceilings},
-        }
-    return out
 
 
 @dataclass

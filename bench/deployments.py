@@ -98,7 +98,8 @@ def _cluster(stops: list[Callable[[], None]]) -> Deployment:
     return Deployment("cluster", env, ports, _clients(ports), flush, group)
 
 
-def receiver(d: Deployment, settings: dict[str, str]) -> Receiver:
-    """The receiver on `d`, emptied first, with `settings` over the shipped ones."""
-    d.flush()
+def receiver(d: Deployment, settings: dict[str, str], flush: bool = True) -> Receiver:
+    """The receiver on `d` (emptied first), with `settings` over the shipped ones."""
+    if flush:
+        d.flush()
     return gunicorn(RECEIVER, {**ENV, **settings, **d.env}, WORKERS).start()

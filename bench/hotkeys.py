@@ -62,14 +62,6 @@ class Counters:
     """`COMMAND GETKEYS` calls: redis-py's cluster pipeline asking where an EVALSHA goes."""
     used_memory: int
 
-    def scaled(self, factor: float) -> Counters:
-        return Counters(
-            self.cpu_s * factor,
-            round(self.calls * factor),
-            round(self.lookups * factor),
-            round(self.used_memory * factor),
-        )
-
     def __sub__(self, other: Counters) -> Counters:
         return Counters(
             self.cpu_s - other.cpu_s,
