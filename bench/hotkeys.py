@@ -129,11 +129,11 @@ def parse(path: Path) -> Sample:
             at = float(line.split(" ", 1)[0])
             sample.first_s = sample.first_s or at
             sample.last_s = at
-            if TURN in line:
-                _turn(sample, taken, line, at)
             if LOOKUP in line:
                 sample.lookups += 1
                 continue
+            if TURN in line:
+                _turn(sample, taken, line, at)
             found = KEY.findall(line)
             if not found:
                 sample.other += 1
