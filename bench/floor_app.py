@@ -1,5 +1,6 @@
-"""The floor for `bench.throughput`: the same routes under the same gunicorn, doing
-nothing but what no receiver can skip (parse the JSON body, answer JSON)."""
+"""The floor for `bench.throughput` and `bench.topologies`: the same routes under the
+same gunicorn, doing nothing but what no receiver can skip (parse the JSON body,
+answer JSON)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ def create_app() -> Flask:
     def webhook() -> Response:
         body = json.loads(request.get_data(cache=False))
         return jsonify({"status": "ok", "accepted": len(body["alerts"])})
+
+    @app.get("/gate")
+    def gate() -> Response:
+        return jsonify({"allow": True, "state": "closed"})
 
     @app.get("/api/v1/tenants/<tenant_id>/admission")
     def admission(tenant_id: str) -> Response:

@@ -25,6 +25,7 @@ import statistics
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ import redis
 import requests
 
 from bench.throughput import CONCURRENCY, WORKERS, gunicorn
+from receiver.store import keys
 from tests.conftest import READER, TOKENS_ENV, WEBHOOK, isolate_alert
 from tests.servers import Receiver, RedisServer
 
@@ -62,9 +64,16 @@ def p99_ms(times: list[tuple[float, float, int]]) -> float:
     return statistics.quantiles([t[1] - t[0] for t in times], n=100)[98] * 1000
 
 
-def commands(client: redis.Redis) -> int:
+def calls_by_command(client: redis.Redis) -> dict[str, int]:
+    """Redis commands run so far by name (`INFO commandstats`: `cmdstat_get`, ...), a
+    script's own calls included."""
     stats: dict[str, Any] = client.info("commandstats")  # type: ignore[assignment]
-    return sum(int(v["calls"]) for v in stats.values())
+    return {name: int(v["calls"]) for name, v in stats.items()}
+
+
+def commands(*clients: redis.Redis) -> int:
+    """Redis commands run so far, summed over the servers given."""
+    return sum(sum(calls_by_command(client).values()) for client in clients)
 
 
 def conflicts(url: str) -> float:
@@ -77,9 +86,8 @@ def bodies(n: int, prefix: str) -> list[dict[str, Any]]:
     return [isolate_alert(f"{prefix}{i:05d}") for i in range(n)]
 
 
-def cpu_s(server: Receiver, client: redis.Redis) -> float:
-    """CPU seconds spent so far by the gunicorn workers and redis-server: the cost of
-    the work, whatever else the machine is doing."""
+def workers_cpu_s(server: Receiver) -> float:
+    """CPU seconds spent so far by a gunicorn master and its workers."""
     assert server.proc is not None
     master = server.proc.pid
     children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
@@ -87,9 +95,19 @@ def cpu_s(server: Receiver, client: redis.Redis) -> float:
     for pid in [master, *children]:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def redis_cpu_s(client: redis.Redis) -> float:
+    """CPU seconds spent so far by one redis-server (`INFO cpu`)."""
     info: dict[str, Any] = client.info("cpu")  # type: ignore[assignment]
-    redis_s = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
-    return ticks / os.sysconf("SC_CLK_TCK") + redis_s
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def cpu_s(server: Receiver, *clients: redis.Redis) -> float:
+    """CPU seconds spent so far by the gunicorn workers and the redis-servers: the cost
+    of the work, whatever else the machine is doing."""
+    return workers_cpu_s(server) + sum(redis_cpu_s(client) for client in clients)
 
 
 def joins(tenants: int, floor_rate: float, redis_url: str) -> None:
@@ -131,27 +149,55 @@ def joins(tenants: int, floor_rate: float, redis_url: str) -> None:
         client.close()
 
 
+@dataclass
+class Storm:
+    times: list[tuple[float, float, int]]
+    answered_s: float
+    decided_s: float
+    on_board: int
+    isolated: int
+    held: int
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for t in self.times if t[2] != 200)
+
+
+def run_storm(
+    url: str, client: redis.Redis, tenants: int, answered: Callable[[], None] = lambda: None
+) -> Storm:
+    """`tenants` tenants failing at once at the receiver `url`, one webhook each, from the
+    first post to every answer in and the board decided (listed by the API). `answered`
+    runs between the two, off the clock: a snapshot of the servers' counters."""
+    posts = bodies(tenants, "s")
+    start = time.perf_counter()
+    times = post_all(f"{url}/webhook/alertmanager", posts)
+    answered_s = time.perf_counter() - start
+    answered()
+    listing = time.perf_counter()
+    listed = requests.get(f"{url}/api/v1/incidents?per_page=100", headers=READER, timeout=30)
+    items = listed.json()["items"]
+    on_board = sum(i["tenants_total"] for i in items if i["status"] != "resolved")
+    decided_s = answered_s + time.perf_counter() - listing
+    held = sum(len(i.get("suppressed", [])) for i in items)
+    return Storm(times, answered_s, decided_s, on_board, int(client.scard(keys.ISOLATED)), held)
+
+
 def storm(tenants: int, redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     client.flushall()
     server = gunicorn("receiver:create_app()", {**TOKENS_ENV, "REDIS_URL": redis_url}, WORKERS)
     server.start()
     try:
-        posts = bodies(tenants, "s")
-        start = time.perf_counter()
-        times = post_all(f"{server.url}/webhook/alertmanager", posts)
-        answered = time.perf_counter() - start
-        failed = sum(1 for t in times if t[2] != 200)
-        listed = requests.get(
-            f"{server.url}/api/v1/incidents?per_page=100", headers=READER, timeout=30
-        ).json()["items"]
-        on_board = sum(i["tenants_total"] for i in listed if i["status"] != "resolved")
-        decided = time.perf_counter() - start
-        isolated = client.scard("br:{_global}:isolated")
-        held = sum(len(i.get("suppressed", [])) for i in listed)
+        result = run_storm(server.url, client, tenants)
         print(f"storm, {tenants} tenants at once, shipped settings, {CONCURRENCY} clients:")
-        print(f"  all answered in {answered:.1f} s ({failed} not 2xx), decided in {decided:.1f} s")
-        print(f"  on the board {on_board}, isolated {isolated}, held back {held}")
+        print(
+            f"  all answered in {result.answered_s:.1f} s ({result.failed} not 2xx), "
+            f"decided in {result.decided_s:.1f} s"
+        )
+        print(
+            f"  on the board {result.on_board}, isolated {result.isolated}, held back {result.held}"
+        )
     finally:
         server.stop()
         client.close()

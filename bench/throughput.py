@@ -134,13 +134,18 @@ def big(url: str, size: int, rounds: int, flush: Callable[[], None]) -> list[flo
     return times
 
 
-def served(server: Receiver, since: int, path: str) -> str:
-    """p50/p99 of the server's own time (its access log) for `path` after `since`."""
+def served_ms(server: Receiver, since: int, path: str) -> list[float]:
+    """The server's own times (its access log) for `path` after `since`, in order."""
     times = []
     for text in server.output()[since:].splitlines():
         if text.startswith("{") and f'"path": "{path}' in text:
             times.append(json.loads(text)["duration_ms"])
-    times.sort()
+    return sorted(times)
+
+
+def served(server: Receiver, since: int, path: str) -> str:
+    """p50/p99 of the server's own time (its access log) for `path` after `since`."""
+    times = served_ms(server, since, path)
     if not times:
         return ""
     p50, p99 = times[len(times) // 2], times[min(len(times) - 1, int(0.99 * len(times)))]
