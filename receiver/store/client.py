@@ -106,9 +106,16 @@ class _ClusterPipeline(ClusterPipeline):
     owner: RedisCluster
 
     def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
-        command = "EVALSHA" if not self._in_transaction() else "EVAL"
-        script = sha if command == "EVALSHA" else SOURCES[sha]
-        return self.execute_command(command, script, numkeys, *keys_and_args)  # type: ignore[no-untyped-call]
+        if self._in_transaction():
+            return self.execute_command("EVAL", SOURCES[sha], numkeys, *keys_and_args)  # type: ignore[no-untyped-call]
+        # Routed by its first key here: redis-py would ask a node which the keys are
+        # (COMMAND GETKEYS), a round trip per call. A stale map answers MOVED, and the
+        # retry routes by the keys as usual.
+        options: dict[str, Any] = {}
+        if numkeys:
+            slot = self.owner.keyslot(keys_and_args[0])  # type: ignore[no-untyped-call]
+            options["target_nodes"] = self.owner.nodes_manager.get_node_from_slot(slot)
+        return self.execute_command("EVALSHA", sha, numkeys, *keys_and_args, **options)  # type: ignore[no-untyped-call]
 
     def _in_transaction(self) -> bool:
         return isinstance(cast(Any, self)._execution_strategy, TransactionStrategy)
