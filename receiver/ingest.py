@@ -176,6 +176,15 @@ def ingest(
             shared.append(store.causes.read(now))
         return shared[0]
 
+    held_by_cause: list[str | None] = []
+
+    def shared_hold() -> str | None:
+        """Why the shared cause holds trips back, if it does: the same for every
+        tenant of the delivery, so worked out once (a storm trips thousands)."""
+        if not held_by_cause:
+            held_by_cause.append(shared_cause().hold_reason(settings.shared_settle_s))
+        return held_by_cause[0]
+
     alerts = [(scope, alert) for scope, alerts in by_scope.items() for alert in alerts]
 
     scopes = {scope: [a.delivery_key for a in alerts] for scope, alerts in by_scope.items()}
@@ -242,7 +251,7 @@ def ingest(
             else:
                 reason = None
                 if not alert.culprit and would_trip(breaker, breaker_settings):
-                    reason = shared_cause().hold_reason(settings.shared_settle_s) or hold(scope)
+                    reason = shared_hold() or hold(scope)
                 breaker, step = on_firing(
                     breaker, alert.fingerprint, at, breaker_settings, reason, alert.culprit
                 )
