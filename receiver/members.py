@@ -27,7 +27,9 @@ def _no_fetch(keys: Sequence[str] | None) -> dict[str, V]:
 
 class Members(MutableMapping[str, V]):
     full_fetches = 0
-    """How many times any map was fetched whole (all instances; for tests and bench)."""
+    """How many times any map was fetched whole (all instances; for tests and bench).
+    A map read whole and decoded on use (`incident_doc.from_header`) counts once when
+    first walked."""
 
     def __init__(
         self,
