@@ -57,7 +57,7 @@ proc_name = "blast-radius"
 control_socket_disable = True
 
 # A worker silent this long is killed. Alertmanager's per-tenant groups keep a
-# delivery to a few alerts; one of 10,000 takes about 3 s on 2 cores
+# delivery to a few alerts; one of 10,000 takes 2-3 s on 2 cores
 # (docs/benchmarks.md), and a killed delivery is retried, resuming where it stopped.
 timeout = 60
 graceful_timeout = 20

@@ -97,13 +97,12 @@ def next_transition_at(breaker: Breaker, settings: BreakerSettings) -> float | N
 
 
 def _open(breaker: Breaker, at: float, reason: str) -> Step:
-    opened = replace(
-        breaker,
+    opened = Breaker(
         state=State.OPEN,
         opened_at=at,
-        half_open_at=None,
         open_count=breaker.open_count + 1,
-        failure_count=0,
+        firing=breaker.firing,
+        culprit=breaker.culprit,
     )
     return opened, [Transition(breaker.state, State.OPEN, at, reason)]
 
@@ -154,13 +153,18 @@ def on_firing(
     stays closed and the would-be transition is logged as suppressed. A `culprit`
     alert names this tenant as the cause of a shared failure; the caller never holds
     it back, since isolating it is what contains the failure."""
-    breaker = replace(breaker, firing=breaker.firing | {fingerprint})
-    what = "isolation alert"
-    if culprit:
-        breaker = replace(breaker, culprit=breaker.culprit | {fingerprint})
-        what = "noisy-neighbour alert"
-    if breaker.state is State.CLOSED:
-        breaker = replace(breaker, failure_count=breaker.failure_count + 1)
+    closed = breaker.state is State.CLOSED
+    breaker = Breaker(  # one copy, not one per field: a storm opens thousands
+        state=breaker.state,
+        opened_at=breaker.opened_at,
+        half_open_at=breaker.half_open_at,
+        open_count=breaker.open_count,
+        failure_count=breaker.failure_count + 1 if closed else breaker.failure_count,
+        firing=breaker.firing | {fingerprint},
+        culprit=breaker.culprit | {fingerprint} if culprit else breaker.culprit,
+    )
+    what = "noisy-neighbour alert" if culprit else "isolation alert"
+    if closed:
         if breaker.failure_count < settings.failure_threshold:
             return breaker, []
         if hold is not None:

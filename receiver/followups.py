@@ -100,8 +100,8 @@ def log_transitions(events: Sequence[TransitionEvent]) -> None:
 def log_notices(notices: Sequence[Notice]) -> None:
     """One line per incident, with counts, however many tenants joined."""
     by_incident: dict[str, Counter[str]] = {}
-    for notice in notices:
-        by_incident.setdefault(notice.incident_id, Counter())[notice.kind] += 1
+    for (incident_id, kind), n in Counter((n.incident_id, n.kind) for n in notices).items():
+        by_incident.setdefault(incident_id, Counter())[kind] = n
     for incident_id, kinds in by_incident.items():
         summary = ", ".join(f"{kind} x{n}" if n > 1 else kind for kind, n in kinds.items())
         log.info("incident %s: %s", incident_id, summary, extra={"incident_id": incident_id})

@@ -165,7 +165,27 @@ def ingest(
         )
     if result.watchdog:
         store.record_watchdog(now)
-    causes = [alert for alerts in by_scope.values() for alert in alerts if alert.shared_cause]
+    # What the first read needs, in one pass over the alerts.
+    alerts: list[tuple[str, Alert]] = []
+    scopes: dict[str, list[str]] = {}
+    firing_keys: dict[str, set[str]] = {}
+    board_keys: list[str] = []
+    causes: list[Alert] = []
+    for scope, scope_alerts in by_scope.items():
+        keys, firing = scopes.setdefault(scope, []), set()
+        for alert in scope_alerts:
+            delivery_key = alert.delivery_key
+            alerts.append((scope, alert))
+            keys.append(delivery_key)
+            if alert.kind is Kind.ISOLATE and alert.firing:
+                firing.add(delivery_key)
+            if on_board(alert):
+                board_keys.append(delivery_key)
+            if alert.shared_cause:
+                causes.append(alert)
+        if scope != PLATFORM_SCOPE:
+            firing_keys[scope] = firing
+    tenants = list(firing_keys)
     if causes:
         store.causes.record(causes, now)
     shared: list[SharedCause] = []
@@ -176,20 +196,19 @@ def ingest(
             shared.append(store.causes.read(now))
         return shared[0]
 
-    alerts = [(scope, alert) for scope, alerts in by_scope.items() for alert in alerts]
+    held_by_cause: list[str | None] = []
 
-    scopes = {scope: [a.delivery_key for a in alerts] for scope, alerts in by_scope.items()}
-    firing_keys = {
-        scope: {a.delivery_key for a in alerts if a.kind is Kind.ISOLATE and a.firing}
-        for scope, alerts in by_scope.items()
-        if scope != PLATFORM_SCOPE
-    }
-    tenants = [scope for scope in by_scope if scope != PLATFORM_SCOPE]
+    def shared_hold() -> str | None:
+        """Why the shared cause holds trips back, if it does: the same for every
+        tenant of the delivery, so worked out once (a storm trips thousands)."""
+        if not held_by_cause:
+            held_by_cause.append(shared_cause().hold_reason(settings.shared_settle_s))
+        return held_by_cause[0]
+
     # Indexed in the same round trip as the read: a repeat delivery writes nothing
     # else, and still puts back a tenant whose index entry Redis lost.
     first_read: dict[str, Snapshot] = {}
     if scopes:
-        board_keys = [alert.delivery_key for _, alert in alerts if on_board(alert)]
         read = store.read_delivery(scopes, now, index=tenants, board_keys=board_keys)
         first_read, result.board_unseen = read.snapshots, read.board_unseen
         shared.append(read.cause)
@@ -242,7 +261,7 @@ def ingest(
             else:
                 reason = None
                 if not alert.culprit and would_trip(breaker, breaker_settings):
-                    reason = shared_cause().hold_reason(settings.shared_settle_s) or hold(scope)
+                    reason = shared_hold() or hold(scope)
                 breaker, step = on_firing(
                     breaker, alert.fingerprint, at, breaker_settings, reason, alert.culprit
                 )

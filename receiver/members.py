@@ -27,7 +27,9 @@ def _no_fetch(keys: Sequence[str] | None) -> dict[str, V]:
 
 class Members(MutableMapping[str, V]):
     full_fetches = 0
-    """How many times any map was fetched whole (all instances; for tests and bench)."""
+    """How many times any map was fetched whole (all instances; for tests and bench).
+    A map read whole and decoded on use (`incident_doc.from_header`) counts once when
+    first walked."""
 
     def __init__(
         self,
@@ -73,9 +75,21 @@ class Members(MutableMapping[str, V]):
             self._absent.clear()
 
     def _get(self, key: str) -> V | None:
-        if key not in self._known and key not in self._absent and not self._complete:
+        if not self._complete and key not in self._known and key not in self._absent:
             self.prefetch([key])
         return self._known.get(key)
+
+    def get(self, key: str, default: V | None = None) -> V | None:  # type: ignore[override]
+        """`Mapping.get`, without the KeyError it raises and catches for every key
+        that is absent (a storm's joins ask for thousands)."""
+        value = self._get(key)
+        return default if value is None else value
+
+    def setdefault(self, key: str, default: V) -> V:
+        value = self._get(key)
+        if value is None:
+            self[key] = value = default
+        return value
 
     def __getitem__(self, key: str) -> V:
         value = self._get(key)

@@ -43,9 +43,9 @@ PIPELINE = {
     "sweeper",
     "upkeep",
 }
-TOOLS = {"admission_client", "logs", "simulator", "stack", "workload"}
-"""Stand on their own: the gateway's client, logging, the simulated platform, the
-local stack."""
+TOOLS = {"admission_client", "gc_pause", "logs", "simulator", "stack", "workload"}
+"""Stand on their own: the gateway's client, the collector's pause, logging, the
+simulated platform, the local stack."""
 
 FORBIDDEN: dict[str, set[str]] = {
     "domain": {"flask", "redis", "rq", "requests", "web", "cli", "pipeline", "store", "notify"},

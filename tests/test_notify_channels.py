@@ -7,6 +7,7 @@ import json
 import pytest
 
 from receiver.config import NotifySettings
+from receiver.incidents import Scope, add_tenant, open_incident
 from receiver.notify.email import Email
 from receiver.notify.message import (
     NAMES_PER_CHANGE,
@@ -14,11 +15,13 @@ from receiver.notify.message import (
     TENANTS_LISTED,
     Message,
     TenantLine,
+    build,
     describe,
     main_event,
 )
 from receiver.notify.pagerduty import PagerDuty
 from receiver.notify.slack import Slack, escape
+from receiver.tenants import Tier
 
 SETTINGS = NotifySettings(
     pagerduty_routing_keys={"default": "rk-default", "platinum": "rk-platinum"},
@@ -42,6 +45,10 @@ def message(event: str = "opened", priority: str = "P0", **changes: object) -> M
         "links": {"incident": "http://x/api/v1/incidents/INC-20270115-0001"},
     }
     values.update(changes)
+    listed: list[TenantLine] = values["tenants"]  # type: ignore[assignment]
+    values.setdefault("tenant_count", len(listed))
+    values.setdefault("tenant_tiers", frozenset(t.tier for t in listed))
+    values["tenants"] = listed[:TENANTS_LISTED]
     return Message(**values)  # type: ignore[arg-type]
 
 
@@ -146,3 +153,24 @@ def test_large_incidents_list_a_bounded_number_of_tenants() -> None:
     body = Email(SETTINGS).render(big)["body"]
     assert f"...and {10_000 - TENANTS_LISTED} more" in body
     assert body.count("breaker open") == TENANTS_LISTED
+
+
+def test_a_message_lists_the_first_tenants_and_counts_and_tiers_them_all() -> None:
+    """Built from a 300-tenant incident: the first 100 by id listed with their states,
+    all 300 counted, and the tier of a tenant past the list still routes the e-mail."""
+    incident = open_incident("INC-1", Scope.TENANT, "many", 0.0)
+    for n in range(299):
+        add_tenant(incident, f"t{n:03d}", Tier.BRONZE, 0.0, "why")
+    add_tenant(incident, "zz-last", Tier.GOLD, 0.0, "why")
+    built = build(incident, "opened", 60.0, {"t000": "open"}, "http://x")
+    assert [t.tenant_id for t in built.tenants] == [f"t{n:03d}" for n in range(TENANTS_LISTED)]
+    assert built.tenants[0] == TenantLine("t000", "bronze", "open")
+    assert built.tenants[1].state == "not shown"
+    assert (built.tenant_count, built.tenant_tiers, built.tier) == (
+        300,
+        frozenset({"bronze", "gold"}),
+        "gold",
+    )
+    assert "(300 tenants)" in built.summary
+    assert Email(SETTINGS).render(built)["to"] == ["ops@example.com", "gold@example.com"]
+    assert "and 280 more" in str(Slack(SETTINGS).render(built))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
@@ -10,6 +11,7 @@ from receiver.api.auth import Role, require
 from receiver.api.body import json_body, load
 from receiver.api.deps import get_services, now
 from receiver.config import Settings
+from receiver.gc_pause import gc_paused
 from receiver.pipeline import Alerts, apply
 from receiver.schemas import AlertLimits, NotificationSchema
 
@@ -31,20 +33,25 @@ def limits_of(settings: Settings) -> AlertLimits:
 @bp.post("/webhook/alertmanager")
 @require(Role.WEBHOOK)
 def alertmanager() -> Response:
+    with gc_paused():
+        reply = deliver()
+    return jsonify(reply)
+
+
+def deliver() -> dict[str, Any]:
+    """Validate and apply the delivery; the reply. A function of its own so that all
+    the delivery built is freed (by reference counting) before the collector resumes."""
     services = get_services()
     notification = load(schema_for(limits_of(services.settings)), json_body())
     outcome = apply(services, Alerts(notification), now())
     result = outcome.ingest
     assert result is not None
-    notices = outcome.notices
-    return jsonify(
-        {
-            "status": "ok",
-            "accepted": result.accepted,
-            "duplicates": result.duplicates,
-            "rejected": result.rejected,
-            "truncated_alerts": notification.truncated_alerts,
-            "transitions": [event.as_dict() for event in result.transitions],
-            "incidents": [notice.as_dict() for notice in notices],
-        }
-    )
+    return {
+        "status": "ok",
+        "accepted": result.accepted,
+        "duplicates": result.duplicates,
+        "rejected": result.rejected,
+        "truncated_alerts": notification.truncated_alerts,
+        "transitions": [event.as_dict() for event in result.transitions],
+        "incidents": [notice.as_dict() for notice in outcome.notices],
+    }

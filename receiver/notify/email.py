@@ -33,9 +33,8 @@ class Email:
 
     def recipients(self, message: Message) -> list[str]:
         to = self.settings.email_to
-        tiers = {t.tier for t in message.tenants}
         found = [*to.get("default", ())]
-        for tier in sorted(tiers):
+        for tier in sorted(message.tenant_tiers):
             found += to.get(tier, ())
         return list(dict.fromkeys(found))
 
@@ -59,8 +58,8 @@ class Email:
         listed = message.tenants[:TENANTS_LISTED]
         lines += ["", "Tenants:"]
         lines += [f"  {t.tenant_id} ({t.tier}): breaker {t.state}" for t in listed]
-        if len(message.tenants) > len(listed):
-            lines.append(f"  ...and {len(message.tenants) - len(listed)} more")
+        if message.tenant_count > len(listed):
+            lines.append(f"  ...and {message.tenant_count - len(listed)} more")
         lines += ["", *(f"{text}: {href}" for text, href in message.links.items())]
         subject = message.summary.replace("\r", " ").replace("\n", " ")[:200]
         return {"to": self.recipients(message), "subject": subject, "body": "\n".join(lines)}

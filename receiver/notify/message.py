@@ -88,6 +88,11 @@ class Message:
     scope: str
     tier: str | None
     tenants: list[TenantLine] = field(default_factory=list)
+    """The first `TENANTS_LISTED` tenants by id: as many as any channel lists."""
+    tenant_count: int = 0
+    """How many tenants the incident has, listed or not."""
+    tenant_tiers: frozenset[str] = frozenset()
+    """The tiers among all of them."""
     cost_per_hour: float = 0.0
     accrued: float = 0.0
     avoided: float = 0.0
@@ -105,7 +110,7 @@ class Message:
 
     @property
     def summary(self) -> str:
-        tenants = len(self.tenants)
+        tenants = self.tenant_count
         who = f"{tenants} tenant{'s' if tenants != 1 else ''}"
         shadow = "" if self.enforced else f" [{SHADOW_NOTE}]"
         return (
@@ -143,8 +148,10 @@ def build(
     enforced: bool = True,
 ) -> Message:
     cost = impact(incident, now)
-    tier = highest_tier(incident.tenants.values())
+    tiers = incident.tiers()
+    tier = highest_tier(tiers)
     base = f"{public_url}/api/v1/incidents/{incident.id}"
+    listed = sorted(incident.tenants)[:TENANTS_LISTED]
     return Message(
         event=event,
         incident_id=incident.id,
@@ -154,9 +161,10 @@ def build(
         scope=incident.scope.value,
         tier=tier.value if tier else None,
         tenants=[
-            TenantLine(t, tier_.value, states.get(t, "not shown"))
-            for t, tier_ in sorted(incident.tenants.items())
+            TenantLine(t, incident.tenants[t].value, states.get(t, "not shown")) for t in listed
         ],
+        tenant_count=len(incident.tenants),
+        tenant_tiers=frozenset(t.value for t in tiers),
         cost_per_hour=cost.cost_per_hour,
         accrued=cost.accrued,
         avoided=cost.avoided,

@@ -63,7 +63,7 @@ class PagerDuty:
                     t.tenant_id: {"tier": t.tier, "breaker": t.state}
                     for t in message.tenants[:TENANTS_LISTED]
                 },
-                "tenants_total": len(message.tenants),
+                "tenants_total": message.tenant_count,
                 "changes": message.details or None,
                 "cost_per_hour_inr": round(message.cost_per_hour),
                 "cost_accrued_inr": round(message.accrued),

@@ -40,8 +40,8 @@ class Slack:
     def render(self, message: Message) -> dict[str, Any]:
         shown = message.tenants[:TENANTS_SHOWN]
         lines = [f"• `{escape(t.tenant_id)}` {t.tier}, breaker {t.state}" for t in shown]
-        if len(message.tenants) > len(shown):
-            lines.append(f"…and {len(message.tenants) - len(shown)} more")
+        if message.tenant_count > len(shown):
+            lines.append(f"…and {message.tenant_count - len(shown)} more")
         facts = (
             f"*Priority* {message.priority}   *Status* {message.status}   "
             f"*Scope* {message.scope}\n*Cost* ₹{message.cost_per_hour:,.0f}/h, "
