@@ -27,7 +27,7 @@ from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 from bench.storm import calls_by_command, redis_cpu_s
 from receiver.store import keys
 from tests.redis_nodes import HOST
-from tests.servers import need_binary
+from tests.servers import need_binary, stop_process
 
 SHARED_TAGS = (keys.GLOBAL_TAG, keys.INCIDENTS_TAG)
 """The tags every delivery touches, one slot each."""
@@ -172,12 +172,7 @@ def monitor(ports: list[int], window_s: float) -> dict[int, Sample]:
         time.sleep(window_s)
     finally:
         for proc in procs:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
     try:
         return {port: parse(folder / f"{port}.txt") for port in ports}
     finally:
