@@ -12,7 +12,6 @@ from receiver.config import BreakerSettings
 from receiver.containment import release_victims
 from receiver.store import Change, ScopeStore, Snapshot
 from receiver.store.admission import entry_of
-from receiver.store.codec import breaker_fields
 from receiver.store.commit import commit_scopes
 from receiver.store.slots import Slot
 
@@ -40,8 +39,9 @@ def sweep(
     disagreement seen again `confirm_after_s` later at the same breaker version is no
     commit racing its slot update, and is repaired within this sweep."""
     events: list[TransitionEvent] = []
-    observed: dict[str, tuple[int, bool]] = {}
-    followed: dict[str, tuple[int, str]] = {}
+    observed: dict[str, Snapshot] = {}
+    """Tenants the sweep left unchanged, as read: their slots and deny-list entries
+    are checked against them."""
     taken: dict[str, Slot] = {}
     cause = store.causes.read(now)
     retry_held = max_isolated_percent is not None and cause.hold_reason(shared_settle_s) is None
@@ -57,15 +57,9 @@ def sweep(
                 breaker, step = release_hold(breaker, now)
                 made += step
         if not made:
-            isolating = snapshot.breaker.state in ISOLATING
-            observed[snapshot.scope] = (snapshot.version, isolating)
-            followed[snapshot.scope] = (
-                snapshot.version,
-                entry_of(breaker_fields(snapshot.breaker)),
-            )
+            observed[snapshot.scope] = snapshot
             return None, []
         observed.pop(snapshot.scope, None)
-        followed.pop(snapshot.scope, None)
         change = Change(snapshot.scope, snapshot.version, breaker=breaker, transitions=made)
         return change, [TransitionEvent(snapshot.scope, t) for t in made]
 
@@ -82,14 +76,14 @@ def sweep(
         outcome = commit_scopes(store, scopes, compute, now, first_read=first, taken=taken)
         for made in outcome.values():
             events += made
-    repair_deny_list(store, followed)
+    repair_deny_list(store, observed)
     if cause.active:
         events += release_victims(store, settings, cause, shared_release_window_s, now)
     holding = store.slots.isolated()
     doubts = {
-        tenant: (version, isolating)
-        for tenant, (version, isolating) in observed.items()
-        if isolating != (tenant in holding)
+        tenant: (snapshot.version, isolating)
+        for tenant, snapshot in observed.items()
+        if (isolating := snapshot.breaker.state in ISOLATING) != (tenant in holding)
     }
     repaired = store.slots.repair(doubts)
     doubts = {tenant: doubt for tenant, doubt in doubts.items() if tenant not in repaired}
@@ -108,13 +102,17 @@ def sweep(
     return events
 
 
-def repair_deny_list(store: ScopeStore, followed: dict[str, tuple[int, str]]) -> None:
-    """Entries that disagree with the breaker read (tenant -> version, entry): a
-    process died between a commit and its deny-list update, or the list predates
-    the breaker (an upgrade, a flushed key). The list's own versions keep a newer
-    commit's entry from being overwritten by this older read."""
+def repair_deny_list(store: ScopeStore, read: dict[str, Snapshot]) -> None:
+    """Entries that disagree with the breaker read: a process died between a commit
+    and its deny-list update, or the list predates the breaker (an upgrade, a flushed
+    key). The list's own versions keep a newer commit's entry from being overwritten
+    by this older read."""
     listed = store.admission.entries()
-    stale = {t: seen for t, seen in followed.items() if listed.get(t, "") != seen[1]}
+    stale: dict[str, tuple[int, str]] = {}
+    for tenant, snapshot in read.items():
+        entry = entry_of(snapshot.breaker)
+        if listed.get(tenant, "") != entry:
+            stale[tenant] = (snapshot.version, entry)
     if stale:
         store.admission.follow(stale)
         log.info("deny-list: %d entries brought in line with their breakers", len(stale))

@@ -22,7 +22,6 @@ from receiver.breaker import Breaker, State
 from receiver.store import keys as k
 
 VERSION_FIELD = "_version"
-BUILT_FIELD = "_built"
 FIRING = frozenset({"firing"})
 """Stands for the fingerprints the entry does not carry: only whether any fires
 matters to admission (it decides how probation ends)."""
@@ -51,18 +50,21 @@ end
 if changed > 0 then redis.call('HINCRBY', KEYS[1], '_version', 1) end
 return changed
 """
-ENTRY_STATES = frozenset({"open", "half_open", "forced_open"})
+ENTRY_STATES = frozenset({State.OPEN, State.HALF_OPEN, State.FORCED_OPEN})
 
 
-def entry_of(fields: Mapping[str, str]) -> str:
-    """A breaker's entry from its stored fields ("" for a tenant admitted in full)."""
-    state = fields.get("state", "")
-    if state not in ENTRY_STATES:
+def entry_of(breaker: Breaker) -> str:
+    """A breaker's entry ("" for a tenant admitted in full), its times written as the
+    state hash writes them; `breaker_from_entry` reads it back."""
+    if breaker.state not in ENTRY_STATES:
         return ""
-    firing = fields.get("firing", "")
-    lit = "1" if firing and firing != "[]" else "0"
-    times = (fields.get("opened_at", ""), fields.get("half_open_at", ""))
-    return "\t".join((state, *times, fields.get("open_count") or "0", lit))
+
+    def num(value: float | None) -> str:
+        return "" if value is None else repr(value)
+
+    firing = "1" if breaker.firing else "0"
+    times = (num(breaker.opened_at), num(breaker.half_open_at))
+    return "\t".join((breaker.state.value, *times, str(breaker.open_count), firing))
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,12 @@ def breaker_from_entry(entry: str) -> Breaker:
     )
 
 
+def _entries(raw: Mapping[str, str]) -> dict[str, str]:
+    """The tenants' entries of the hash, without its own fields (`_version`, and
+    `_built` left by earlier versions): no tenant id starts with `_`."""
+    return {tenant: entry for tenant, entry in raw.items() if not tenant.startswith("_")}
+
+
 class AdmissionStore:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
@@ -90,9 +98,8 @@ class AdmissionStore:
     def read(self) -> DenyList:
         """The whole list and its version: one command."""
         raw: dict[str, str] = self.client.hgetall(k.ADMISSION)  # type: ignore[assignment]
-        version = int(raw.pop(VERSION_FIELD, 0) or 0)
-        raw.pop(BUILT_FIELD, None)  # set by earlier versions; unused now
-        return DenyList(version, {t: breaker_from_entry(e) for t, e in raw.items()})
+        version = int(raw.get(VERSION_FIELD) or 0)
+        return DenyList(version, {t: breaker_from_entry(e) for t, e in _entries(raw).items()})
 
     def breaker(self, tenant_id: str) -> Breaker:
         """One tenant's entry; a tenant without one is closed (or disabled): admitted."""
@@ -105,7 +112,7 @@ class AdmissionStore:
     def entries(self) -> dict[str, str]:
         """Tenant -> entry as stored, for the sweep to compare with the breakers."""
         raw: dict[str, str] = self.client.hgetall(k.ADMISSION)  # type: ignore[assignment]
-        return {t: e for t, e in raw.items() if not t.startswith("_")}
+        return _entries(raw)
 
     def follow(self, entries: Mapping[str, tuple[int, str]], pipe: Any = None) -> None:
         """Make the list follow these breakers (tenant -> version, entry), unless it

@@ -17,6 +17,7 @@ calls that failed."""
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from typing import Any, cast
 
 import redis
@@ -60,11 +61,17 @@ class _Registering:
 
 
 def _rerun_missing_scripts(
-    owner: Any, commands: list[tuple[Any, ...]], results: list[Any], raise_on_error: bool
+    owner_of: Callable[[], Any],
+    commands: list[tuple[Any, ...]],
+    results: list[Any],
+    raise_on_error: bool,
 ) -> list[Any]:
-    """Load the scripts whose calls failed with NOSCRIPT and run those calls again."""
+    """Load the scripts whose calls failed with NOSCRIPT and run those calls again,
+    through the client `owner_of` gives (asked only then)."""
+    owner: Any = None
     for index, result in enumerate(results):
         if isinstance(result, NoScriptError):
+            owner = owner or owner_of()
             args = commands[index]
             owner.script_load(SOURCES[str(args[1])])
             try:
@@ -83,9 +90,13 @@ class _ServerPipeline(redis.client.Pipeline):
         if self.__dict__.get("transaction") or self.watching:
             return super().execute(raise_on_error)
         commands = [args for args, _ in self.command_stack]
-        owner = redis.Redis(connection_pool=self.connection_pool)
         results = super().execute(raise_on_error=False)
-        return _rerun_missing_scripts(owner, commands, results, raise_on_error)
+        pool = self.connection_pool
+
+        def owner_of() -> redis.Redis:
+            return redis.Redis(connection_pool=pool)
+
+        return _rerun_missing_scripts(owner_of, commands, results, raise_on_error)
 
 
 class ServerClient(_Registering, redis.Redis):
@@ -126,7 +137,7 @@ class _ClusterPipeline(ClusterPipeline):
         queue = cast(Any, self)._execution_strategy.command_queue
         commands = [tuple(c.args) for c in queue]
         results = super().execute(raise_on_error=False)
-        return _rerun_missing_scripts(self.owner, commands, results, raise_on_error)
+        return _rerun_missing_scripts(lambda: self.owner, commands, results, raise_on_error)
 
 
 class ClusterClient(_Registering, RedisCluster):
@@ -245,9 +256,11 @@ def is_cluster(client: redis.Redis) -> bool:
 
 def primaries(client: redis.Redis) -> list[redis.Redis]:
     """A client per primary: the one server, or each primary of a cluster."""
-    if not isinstance(client, RedisCluster):
+    if not is_cluster(client):
         return [client]
-    return [client.get_redis_connection(node) for node in client.get_primaries()]
+    cluster = cast(RedisCluster, client)
+    nodes = cluster.get_primaries()  # type: ignore[no-untyped-call]
+    return [cluster.get_redis_connection(node) for node in nodes]
 
 
 def binary_twin(client: redis.Redis) -> redis.Redis:

@@ -10,7 +10,6 @@ from typing import Any
 from receiver.alerts import PLATFORM_SCOPE
 from receiver.breaker import ISOLATING
 from receiver.store.admission import entry_of
-from receiver.store.codec import breaker_fields
 from receiver.store.retry import MAX_ATTEMPTS, CommitConflict, attempts
 from receiver.store.scopes import Change, ScopeStore, Snapshot
 from receiver.store.slots import Slot
@@ -66,7 +65,7 @@ def commit_scopes(
                 unchanged.pop(change.scope, None)
                 if change.breaker is not None:
                     final[change.scope] = change.breaker.state in ISOLATING
-                    entries[change.scope] = (version, entry_of(breaker_fields(change.breaker)))
+                    entries[change.scope] = (version, entry_of(change.breaker))
             else:
                 retry[change.scope] = pending[change.scope]
         if not retry:
