@@ -5,11 +5,11 @@ meanwhile. Also the board's upkeep (retention) and operators' edits.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
+from receiver import jsontext
 from receiver.alerts import Kind
 from receiver.board import Draft, Notice, Signals, apply_signals, settle, wanted
 from receiver.breaker import ISOLATING
@@ -45,7 +45,7 @@ def board_change(draft: Draft, board: Board) -> BoardChange:
     it applied, the incidents it changed, and their notices: for the outbox, or,
     tenant-level ones of an incident that sent a message within the update interval,
     straight to its deferred update (the drain would only defer them)."""
-    fields = {**draft.fields, "open": json.dumps(draft.open_ids)}
+    fields = {**draft.fields, "open": jsontext.dumps(draft.open_ids)}
     interval = draft.settings.notify.update_interval_s
     deferred: dict[str, tuple[set[str], float]] = {}
     for incident_id, members in outbox_members(draft.notices).items():
@@ -191,7 +191,7 @@ def edit(
             return None
         notices = change(incident)
         open_ids = [i for i, inc in board.incidents.items() if inc.is_open and i in board.open_ids]
-        fields = {"open": json.dumps(sorted(open_ids))}
+        fields = {"open": jsontext.dumps(sorted(open_ids))}
         outbox = encode(notices)
         change_ = BoardChange(board.version, fields, outbox=outbox, put={incident_id: incident})
         if incidents.commit(change_, now):

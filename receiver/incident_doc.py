@@ -12,11 +12,11 @@ out, as the timeline moved before.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Generic, TypeVar
 
+from receiver import jsontext
 from receiver.incidents import Event, Incident, IncidentAlert, Priority, Scope, Status, capped
 from receiver.members import Fetch, Members
 from receiver.tenants import Tier
@@ -36,11 +36,11 @@ class Codec(Generic[V]):
 
 
 def _alert_out(alert: IncidentAlert) -> str:
-    return json.dumps(vars(alert))
+    return jsontext.dumps(vars(alert))
 
 
 def _alert_in(raw: str) -> IncidentAlert:
-    return IncidentAlert(**json.loads(raw))
+    return IncidentAlert(**jsontext.loads(raw))
 
 
 def _by_key(key: str, value: object) -> Any:
@@ -58,7 +58,7 @@ COLLECTIONS: dict[str, Codec[Any]] = {
     "suppressed": Codec[int](str, int, _by_value),
     "victims": Codec[float](repr, float, _by_key),
     "group_keys": Codec[int](str, int, _by_value),
-    "alert_tally": Codec[list[int]](json.dumps, json.loads, _by_key),
+    "alert_tally": Codec[list[int]](jsontext.dumps, jsontext.loads, _by_key),
 }
 _NOT_IN_HEADER = {*COLLECTIONS, "timeline", "stored_events", "notes", "stored_notes"}
 _INTERNAL = ("tier_counts", "victim_tiers", "counts", "layout", "live_alerts", "first_victim_at")
@@ -75,7 +75,7 @@ def header(incident: Incident) -> dict[str, Any]:
         data[name] = data[name].value
     data.update(
         culprits={tenant: dict(figures) for tenant, figures in incident.culprits.items()},
-        postmortem=json.loads(json.dumps(incident.postmortem)),
+        postmortem=jsontext.loads(jsontext.dumps(incident.postmortem)),
         tier_counts=dict(incident.tier_counts),
         victim_tiers=dict(incident.victim_tiers),
         counts={name: len(getattr(incident, name)) for name in COLLECTIONS},

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from receiver import jsontext
 from receiver.alerts import PLATFORM_SCOPE, Alert, Kind, Notification
 from receiver.board import on_board
 from receiver.breaker import (
@@ -24,7 +25,6 @@ from receiver.causes import SharedCause
 from receiver.config import Settings
 from receiver.containment import release_victims
 from receiver.store import Change, ScopeStore, Snapshot
-from receiver.store.codec import compact_json
 from receiver.store.commit import commit_scopes
 from receiver.store.slots import Slot
 from receiver.tenants import Tier, is_valid_tenant_id, resolve_tier
@@ -63,7 +63,7 @@ class ScopeOutcome:
 
 
 def _alert_record(alert: Alert, notification: Notification, now: float) -> str:
-    return compact_json(
+    return jsontext.dumps(
         {
             "status": alert.status,
             "labels": alert.labels,

@@ -23,6 +23,7 @@ DOMAIN = {
     "incident_doc",
     "gate",
     "incidents",
+    "jsontext",
     "members",
     "postmortem",
     "redis_url",

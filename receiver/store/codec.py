@@ -3,24 +3,40 @@ fields, and one compact JSON line per transition."""
 
 from __future__ import annotations
 
-import json
-
+from receiver import jsontext
 from receiver.breaker import Breaker, State, Transition
+
+BREAKER_FIELDS = (
+    "state",
+    "opened_at",
+    "half_open_at",
+    "open_count",
+    "failure_count",
+    "firing",
+    "culprit",
+)
+"""The state hash's breaker fields, in the order `breaker_values` gives them."""
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else repr(value)
+
+
+def breaker_values(breaker: Breaker) -> list[str]:
+    """The breaker's fields' values, in `BREAKER_FIELDS`' order."""
+    return [
+        breaker.state.value,
+        _num(breaker.opened_at),
+        _num(breaker.half_open_at),
+        str(breaker.open_count),
+        str(breaker.failure_count),
+        jsontext.dumps(sorted(breaker.firing)),
+        jsontext.dumps(sorted(breaker.culprit)),
+    ]
 
 
 def breaker_fields(breaker: Breaker) -> dict[str, str]:
-    def num(value: float | None) -> str:
-        return "" if value is None else repr(value)
-
-    return {
-        "state": breaker.state.value,
-        "opened_at": num(breaker.opened_at),
-        "half_open_at": num(breaker.half_open_at),
-        "open_count": str(breaker.open_count),
-        "failure_count": str(breaker.failure_count),
-        "firing": json.dumps(sorted(breaker.firing)),
-        "culprit": json.dumps(sorted(breaker.culprit)),
-    }
+    return dict(zip(BREAKER_FIELDS, breaker_values(breaker), strict=True))
 
 
 def breaker_from_fields(data: dict[str, str]) -> Breaker:
@@ -37,17 +53,13 @@ def breaker_from_fields(data: dict[str, str]) -> Breaker:
         half_open_at=num("half_open_at"),
         open_count=int(data.get("open_count") or 0),
         failure_count=int(data.get("failure_count") or 0),
-        firing=frozenset(json.loads(data.get("firing") or "[]")),
-        culprit=frozenset(json.loads(data.get("culprit") or "[]")),
+        firing=frozenset(jsontext.loads(data.get("firing") or "[]")),
+        culprit=frozenset(jsontext.loads(data.get("culprit") or "[]")),
     )
 
 
-compact_json = json.JSONEncoder(separators=(",", ":")).encode
-"""`json.dumps` with compact separators, without building an encoder per call."""
-
-
 def transition_json(transition: Transition) -> str:
-    return compact_json(
+    return jsontext.dumps(
         {
             "from": transition.from_state.value,
             "to": transition.to_state.value,
@@ -59,7 +71,7 @@ def transition_json(transition: Transition) -> str:
 
 
 def transition_from_json(text: str) -> Transition:
-    data = json.loads(text)
+    data = jsontext.loads(text)
     return Transition(
         State(data["from"]), State(data["to"]), data["at"], data["reason"], data["suppressed"]
     )

@@ -5,12 +5,12 @@ attempt. Records expire after the retention; the index is pruned with them."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import redis
 
+from receiver import jsontext
 from receiver.store import keys as k
 
 RETENTION_S = 30 * 86400
@@ -52,16 +52,18 @@ class DeliveryStore:
     def add(self, deliveries: list[Delivery]) -> None:
         pipe = self.client.pipeline(transaction=True)
         for delivery in deliveries:
-            pipe.set(k.delivery_key(delivery.id), json.dumps(asdict(delivery)), ex=RETENTION_S)
+            pipe.set(k.delivery_key(delivery.id), jsontext.dumps(asdict(delivery)), ex=RETENTION_S)
             pipe.zadd(k.DELIVERIES, {delivery.id: delivery.created_at})
         pipe.execute()
 
     def save(self, delivery: Delivery) -> None:
-        self.client.set(k.delivery_key(delivery.id), json.dumps(asdict(delivery)), ex=RETENTION_S)
+        self.client.set(
+            k.delivery_key(delivery.id), jsontext.dumps(asdict(delivery)), ex=RETENTION_S
+        )
 
     def get(self, delivery_id: str) -> Delivery | None:
         raw = self.client.get(k.delivery_key(delivery_id))
-        return Delivery(**json.loads(raw)) if raw else None
+        return Delivery(**jsontext.loads(raw)) if raw else None
 
     def recent(self, limit: int, now: float) -> list[Delivery]:
         """Newest first; ids whose record expired are dropped from the index."""
@@ -70,7 +72,7 @@ class DeliveryStore:
         if not ids:
             return []
         raws: list[str | None] = self.client.mget([k.delivery_key(i) for i in ids])  # type: ignore[assignment]
-        return [Delivery(**json.loads(raw)) for raw in raws if raw]
+        return [Delivery(**jsontext.loads(raw)) for raw in raws if raw]
 
     def take_rate_slot(self, destination: str, per_s: float, now: float) -> float:
         """Seconds to wait before calling `destination`; 0 means go (slot taken)."""

@@ -12,7 +12,6 @@ they queue instead of each redoing the work after losing the compare-and-set."""
 
 from __future__ import annotations
 
-import json
 import random
 import time
 import uuid
@@ -23,6 +22,7 @@ from typing import Any
 
 import redis
 
+from receiver import jsontext
 from receiver.incident_doc import COLLECTIONS, changes, decode_fetch, from_header, header
 from receiver.incidents import TIMELINE_CAP, Event, Incident
 from receiver.members import Fetch
@@ -56,7 +56,7 @@ class Board:
 
     @property
     def open_ids(self) -> list[str]:
-        ids: list[str] = json.loads(self.fields.get("open") or "[]")
+        ids: list[str] = jsontext.loads(self.fields.get("open") or "[]")
         return ids
 
     def current(self, scope: str) -> str | None:
@@ -132,7 +132,7 @@ class IncidentStore:
         seen = frozenset(
             key for key, score in zip(delivery_keys, scores, strict=True) if score and score > now
         )
-        ids = list(dict.fromkeys([*json.loads(fields.get("open") or "[]"), *extra_ids]))
+        ids = list(dict.fromkeys([*jsontext.loads(fields.get("open") or "[]"), *extra_ids]))
         version = int(fields.get("version") or 0)
         return Board(version, fields, self._changing(ids, wanted or {}), seen, last_sent)
 
@@ -179,7 +179,7 @@ class IncidentStore:
             values = [next(reply) for _ in PARTS]
             if header is None:
                 continue
-            incident = from_header(json.loads(header), {}, self._fetches(incident_id))
+            incident = from_header(jsontext.loads(header), {}, self._fetches(incident_id))
             for part, raw in zip(PARTS, values, strict=True):
                 decode = COLLECTIONS[part].decode
                 found = {
@@ -200,7 +200,7 @@ class IncidentStore:
         if not ids:
             return {}
         headers: list[str | None] = self.client.mget([k.incident_key(i) for i in ids])  # type: ignore[assignment]
-        found = [(i, json.loads(doc)) for i, doc in zip(ids, headers, strict=True) if doc]
+        found = [(i, jsontext.loads(doc)) for i, doc in zip(ids, headers, strict=True) if doc]
         pipe = self.client.pipeline(transaction=False)
         for incident_id, _ in found:
             if timeline:
@@ -211,8 +211,8 @@ class IncidentStore:
         replies = iter(pipe.execute() if len(pipe) else [])
         incidents = {}
         for incident_id, data in found:
-            events = [Event(**json.loads(e)) for e in next(replies)] if timeline else []
-            notes = [json.loads(n) for n in next(replies)] if timeline else []
+            events = [Event(**jsontext.loads(e)) for e in next(replies)] if timeline else []
+            notes = [jsontext.loads(n) for n in next(replies)] if timeline else []
             entries = {part: next(replies) for part in PARTS}
             incidents[incident_id] = from_header(data, entries, None, events, notes)
         return incidents
@@ -255,11 +255,11 @@ class IncidentStore:
         for incident_id, incident in change.put.items():
             keys += self._keys(incident_id)
             resolved = "" if incident.resolved_at is None else repr(incident.resolved_at)
-            args += [json.dumps(header(incident)), repr(incident.created_at), resolved]
+            args += [jsontext.dumps(header(incident)), repr(incident.created_at), resolved]
             new = incident.new_events()
-            args += [len(new), *(json.dumps(vars(event)) for event in new)]
+            args += [len(new), *(jsontext.dumps(vars(event)) for event in new)]
             notes = incident.new_notes()
-            args += [len(notes), *(json.dumps(note) for note in notes)]
+            args += [len(notes), *(jsontext.dumps(note) for note in notes)]
             deferred, due = change.deferred.get(incident_id, (set(), 0.0))
             args += [len(deferred), *sorted(deferred), repr(due) if deferred else ""]
             touched = changes(incident)

@@ -3,10 +3,10 @@ change that caused them and drained into notifications later."""
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable
 
+from receiver import jsontext
 from receiver.board import Notice
 
 
@@ -19,7 +19,7 @@ def encode(notices: Iterable[Notice]) -> list[str]:
         if notice.tenant_id:
             tenants.add(notice.tenant_id)
     return [
-        json.dumps(
+        jsontext.dumps(
             {
                 "incident_id": i,
                 "kinds": sorted(changes),
@@ -52,7 +52,7 @@ def decode(entries: Iterable[str]) -> dict[str, set[str]]:
     (tenant ids have no colon)."""
     by_incident: dict[str, set[str]] = defaultdict(set)
     for entry in entries:
-        data = json.loads(entry)
+        data = jsontext.loads(entry)
         members = by_incident[data["incident_id"]]
         members.update(data["kinds"])
         for kind, tenants in data.get("changes", {}).items():

@@ -2,87 +2,43 @@
 index and the Watchdog heartbeat. The guard's isolation slots are `slots`, the
 records of shared causes `causes`.
 
-Every change to a scope goes through `COMMIT_SCOPE`, a compare-and-set on the
+Every change to a scope goes through `COMMIT_SCOPES`, a compare-and-set on the
 scope's version: the domain code computes the new state from what it read, and the
-script applies it only if nobody else changed the scope in between.
+script applies it only if nobody else changed the scope in between. Reads and
+commits go many scopes per script call (`scope_scripts`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from redis.crc import key_slot
 
+from receiver import jsontext
 from receiver.breaker import Breaker, Transition
 from receiver.causes import SharedCause
 from receiver.store import keys as k
 from receiver.store.admission import AdmissionStore
 from receiver.store.causes import CauseStore
+from receiver.store.client import is_cluster
 from receiver.store.codec import (
-    breaker_fields,
+    BREAKER_FIELDS,
     breaker_from_fields,
+    breaker_values,
     transition_from_json,
     transition_json,
 )
+from receiver.store.scope_scripts import BATCH_SCOPES, COMMIT_SCOPES, READ_SCOPES
 from receiver.store.slots import SlotStore
 
 log = logging.getLogger(__name__)
 REFIRE_GRACE_S = 60.0
 """How long after a resolution a copy of the earlier firing state stays a duplicate
 (an HA peer's late delivery); after it, the same state firing again is new."""
-
-# KEYS[1] state hash, KEYS[2] transitions list, KEYS[3] seen zset,
-# KEYS[4] alerts hash, KEYS[5] tenant hash, KEYS[6] resolved zset (one hash tag:
-# the scope's, so one cluster slot)
-# ARGV[1] expected version, ARGV[2] now (epoch s), ARGV[3] seen expiry (epoch s),
-# ARGV[4] transition log cap, ARGV[5] tier label ("" leaves it), then six counted
-# lists, each a count followed by its items: state field/value pairs, transitions
-# (JSON), delivery keys, alert fingerprint/JSON pairs, fingerprints of those alerts
-# that are resolved, and of those that fire; then the time before which resolved
-# alerts are forgotten (up to 100 of them per call), then a time and a counted list
-# of delivery keys to expire at that time (the firing state of an alert that
-# resolved: a late copy of it is still a duplicate for a while, a real re-fire with
-# the same start after that counts); a key's expiry is only ever brought forward.
-# Returns the new version, or 0 if the version moved since the caller read it.
-COMMIT_SCOPE = """
-local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
-if version ~= tonumber(ARGV[1]) then return 0 end
-local i = 6
-local n = tonumber(ARGV[i]); i = i + 1
-redis.call('HSET', KEYS[1], 'version', version + 1, unpack(ARGV, i, i + 2 * n - 1))
-i = i + 2 * n
-n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do redis.call('LPUSH', KEYS[2], ARGV[i]); i = i + 1 end
-if n > 0 then redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1) end
-n = tonumber(ARGV[i]); i = i + 1
-if n > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[2]) end
-for _ = 1, n do redis.call('ZADD', KEYS[3], ARGV[3], ARGV[i]); i = i + 1 end
-n = tonumber(ARGV[i]); i = i + 1
-while n > 0 do
-  local take = math.min(n, 500)
-  redis.call('HSET', KEYS[4], unpack(ARGV, i, i + 2 * take - 1))
-  i = i + 2 * take; n = n - take
-end
-n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do redis.call('ZADD', KEYS[6], ARGV[2], ARGV[i]); i = i + 1 end
-n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do redis.call('ZREM', KEYS[6], ARGV[i]); i = i + 1 end
-local gone = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', ARGV[i], 'LIMIT', 0, 100); i = i + 1
-if #gone > 0 then
-  redis.call('HDEL', KEYS[4], unpack(gone))
-  redis.call('ZREM', KEYS[6], unpack(gone))
-end
-local expire_at = ARGV[i]; i = i + 1
-n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do redis.call('ZADD', KEYS[3], 'XX', 'LT', expire_at, ARGV[i]); i = i + 1 end
-redis.call('HSETNX', KEYS[5], 'first_seen_at', ARGV[2])
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[5], 'tier_label', ARGV[5]) end
-return version + 1
-"""
 
 
 @dataclass(frozen=True)
@@ -141,7 +97,9 @@ class ScopeStore:
         self.causes = CauseStore(client, max_age_s=cause_max_age_s)
         self.log_cap = log_cap
         self.seen_ttl_s = seen_ttl_s
-        self._commit = client.register_script(COMMIT_SCOPE)
+        self._commit = client.register_script(COMMIT_SCOPES)
+        self._read = client.register_script(READ_SCOPES)
+        self._by_slot = is_cluster(client)
         self.slots = SlotStore(client)
         self.admission = AdmissionStore(client)
 
@@ -174,34 +132,50 @@ class ScopeStore:
         if board_keys:
             pipe.zmscore(k.INCIDENTS_SEEN, list(board_keys))
         order = list(scopes)
-        for scope in order:
-            pipe.hgetall(k.scope_key(scope, "state"))
-            pipe.hgetall(k.scope_key(scope, "tenant"))
-            keys = list(scopes[scope])
-            if keys:
-                pipe.zmscore(k.scope_key(scope, "seen"), keys)
+        batches = [[order[i] for i in batch] for batch in self._batches(order)]
+        for batch in batches:
+            keys: list[str] = []
+            args: list[Any] = [repr(now)]
+            for scope in batch:
+                keys += (_key(scope, "state"), _key(scope, "tenant"), _key(scope, "seen"))
+                delivery_keys = scopes[scope]
+                args.append(len(delivery_keys))
+                args += delivery_keys
+            self._read(keys=keys, args=args, client=pipe)
         replies = iter(pipe.execute()[1 if index else 0 :])
         cause = self.causes.parse(next(replies), now)
         board_scores = next(replies) if board_keys else []
         snapshots: dict[str, Snapshot] = {}
-        for scope in order:
-            state: dict[str, str] = next(replies)
-            tenant: dict[str, str] = next(replies)
-            keys = list(scopes[scope])
-            scores = next(replies) if keys else []
-            seen = frozenset(
-                key for key, score in zip(keys, scores, strict=True) if score and score > now
-            )
-            snapshots[scope] = Snapshot(
-                scope=scope,
-                version=int(state.get("version") or 0),
-                breaker=breaker_from_fields(state),
-                tier_override=tenant.get("tier") or None,
-                tier_label=tenant.get("tier_label") or None,
-                seen=seen,
-            )
+        for batch in batches:
+            for scope, (state, tier, label, seen) in zip(batch, next(replies), strict=True):
+                fields = dict(zip(BREAKER_FIELDS, state[1:], strict=True))
+                snapshots[scope] = Snapshot(
+                    scope=scope,
+                    version=int(state[0] or 0),
+                    breaker=breaker_from_fields(fields),
+                    tier_override=tier or None,
+                    tier_label=label or None,
+                    seen=frozenset(seen),
+                )
         unseen = any(score is None or score <= now for score in board_scores)
         return DeliveryRead(snapshots, cause, unseen)
+
+    def _batches(self, scopes: Sequence[str]) -> list[list[int]]:
+        """The positions of `scopes` in groups for one script call each: up to
+        `BATCH_SCOPES`, and on a cluster of one slot (a script's keys share one)."""
+        if not self._by_slot:
+            return [
+                list(range(i, min(i + BATCH_SCOPES, len(scopes))))
+                for i in range(0, len(scopes), BATCH_SCOPES)
+            ]
+        by_slot: dict[int, list[int]] = {}
+        for i, scope in enumerate(scopes):
+            by_slot.setdefault(key_slot(_key(scope, "state").encode()), []).append(i)
+        return [
+            group[i : i + BATCH_SCOPES]
+            for group in by_slot.values()
+            for i in range(0, len(group), BATCH_SCOPES)
+        ]
 
     def commit(self, changes: Iterable[Change], now: float, known: Iterable[str] = ()) -> list[int]:
         """Apply each change if its scope is still at the version it was read at.
@@ -210,39 +184,32 @@ class ScopeStore:
         in `known` are added to the tenant index."""
         pipe = self.client.pipeline(transaction=False)
         changes = list(changes)
-        for change in changes:
-            scope = change.scope
-            fields = breaker_fields(change.breaker) if change.breaker is not None else {}
-            args: list[Any] = [
-                change.expected_version,
-                repr(now),
-                repr(now + self.seen_ttl_s),
-                self.log_cap,
-                change.tier_label,
-                len(fields),
-            ]
-            for name, value in fields.items():
-                args += [name, value]
-            args.append(len(change.transitions))
-            args += [transition_json(t) for t in sorted(change.transitions, key=lambda t: t.at)]
-            args.append(len(change.delivery_keys))
-            args += change.delivery_keys
-            args.append(len(change.alerts))
-            for fingerprint, body in change.alerts.items():
-                args += [fingerprint, body]
-            resolved = [fp for fp in change.alerts if fp in change.resolved]
-            firing = [fp for fp in change.alerts if fp not in change.resolved]
-            args += [len(resolved), *resolved, len(firing), *firing, repr(now - self.seen_ttl_s)]
-            grace = min(REFIRE_GRACE_S, self.seen_ttl_s)
-            args += [repr(now + grace), len(change.forget_keys), *change.forget_keys]
-            names = ("state", "transitions", "seen", "alerts", "tenant", "resolved")
-            keys = [k.scope_key(scope, n) for n in names]
+        header: list[Any] = [
+            repr(now),
+            repr(now + self.seen_ttl_s),
+            self.log_cap,
+            repr(now - self.seen_ttl_s),
+            repr(now + min(REFIRE_GRACE_S, self.seen_ttl_s)),
+            len(BREAKER_FIELDS),
+            *BREAKER_FIELDS,
+        ]
+        batches = self._batches([change.scope for change in changes])
+        for batch in batches:
+            keys: list[str] = []
+            args = list(header)
+            for i in batch:
+                keys += [_key(changes[i].scope, name) for name in _COMMIT_KEYS]
+                _commit_args(changes[i], args)
             self._commit(keys=keys, args=args, client=pipe)
         known = list(known)
         if known:
             pipe.zadd(k.TENANTS, {tenant: now for tenant in known}, nx=True)
-        replies = pipe.execute()
-        return [int(reply) for reply in replies[: len(changes)]]
+        replies = iter(pipe.execute())
+        versions = [0] * len(changes)
+        for batch in batches:
+            for i, version in zip(batch, next(replies), strict=True):
+                versions[i] = int(version)
+        return versions
 
     def follow(self, isolating: Mapping[str, bool], entries: Mapping[str, tuple[int, str]]) -> None:
         """After commits: the guard's slots and the deny-list follow the breakers
@@ -260,7 +227,7 @@ class ScopeStore:
 
     def alerts(self, scope: str) -> dict[str, dict[str, Any]]:
         raw: dict[str, str] = self.client.hgetall(k.scope_key(scope, "alerts"))  # type: ignore[assignment]
-        return {fingerprint: json.loads(body) for fingerprint, body in raw.items()}
+        return {fingerprint: jsontext.loads(body) for fingerprint, body in raw.items()}
 
     def add_known(self, tenant_ids: Iterable[str], now: float) -> None:
         mapping = {tenant: now for tenant in tenant_ids}
@@ -336,3 +303,23 @@ class ScopeStore:
 
     def clear_watchdog_missing(self) -> None:
         self.client.delete(k.WATCHDOG_ALERTED)
+
+
+_key = k.scope_key
+_COMMIT_KEYS = ("state", "transitions", "seen", "alerts", "tenant", "resolved")
+
+
+def _commit_args(change: Change, args: list[Any]) -> None:
+    """One scope's part of a `COMMIT_SCOPES` call, appended to `args`."""
+    values = breaker_values(change.breaker) if change.breaker is not None else []
+    transitions = sorted(change.transitions, key=lambda t: t.at)
+    alerts = change.alerts
+    resolved = [fp for fp in alerts if fp in change.resolved]
+    firing = [fp for fp in alerts if fp not in change.resolved]
+    args += (change.expected_version, change.tier_label, len(values), *values)
+    args += (len(transitions), *map(transition_json, transitions))
+    args += (len(change.delivery_keys), *change.delivery_keys, len(alerts))
+    for fingerprint, body in alerts.items():
+        args += (fingerprint, body)
+    args += (len(resolved), *resolved, len(firing), *firing)
+    args += (len(change.forget_keys), *change.forget_keys)

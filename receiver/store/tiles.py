@@ -11,17 +11,8 @@ import redis
 
 from receiver.breaker import Breaker
 from receiver.store import keys as k
-from receiver.store.codec import breaker_from_fields
+from receiver.store.codec import BREAKER_FIELDS, breaker_from_fields
 
-BREAKER_FIELDS = (
-    "state",
-    "opened_at",
-    "half_open_at",
-    "open_count",
-    "failure_count",
-    "firing",
-    "culprit",
-)
 SEPARATOR = "\x1f"
 # KEYS[1] the tenant's state hash, KEYS[2] its tenant hash (one hash tag: one slot)
 # Returns 0 when the tenant has neither breaker state nor a tier of its own, else one
