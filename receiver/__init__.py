@@ -13,6 +13,7 @@ from receiver import api, console, logs
 from receiver.api import errors
 from receiver.api import metrics as metrics_api
 from receiver.api.deps import EXTENSION
+from receiver.api.json_provider import OrjsonProvider
 from receiver.config import ConfigError, Settings, load_settings
 from receiver.services import build_services
 from receiver.sweeper import Sweeper
@@ -57,7 +58,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = OrjsonProvider(app)
     app.extensions[EXTENSION] = services
     errors.register(app)
     api.register(app)

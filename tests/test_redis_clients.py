@@ -8,11 +8,12 @@ from dataclasses import replace
 import pytest
 import redis
 from flask.testing import FlaskClient
+from redis.connection import HiredisRespSerializer
 
 from receiver import create_app
 from receiver.config import Settings
 from receiver.store import keys as k
-from receiver.store.client import open_client, primaries
+from receiver.store.client import _Packer, open_client, primaries
 from tests.conftest import READER, WEBHOOK, Clock, isolate_alert
 from tests.servers import RedisServer
 from tests.topologies import SentinelGroup
@@ -91,3 +92,28 @@ def test_min_replicas_without_a_replica_answers_503_and_keeps_the_delivery(
         assert answer.get_json()["message"] == "store unavailable; retry later"
     transitions = real_redis.lrange(k.scope_key("acme", "transitions"), 0, -1)
     assert len(transitions) == 1  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("SET", "k", 1.5),
+        ("SET", "k", -3),
+        ("CLIENT SETNAME", "x"),
+        (b"GET", b"k"),
+        (b"CLIENT LIST",),
+        ("SET", "k", "é"),
+        ("SET", "k", memoryview(b"ab")),
+        ("SET", "k", bytearray(b"ab")),
+    ],
+)
+def test_our_packer_packs_as_redis_pys(args: tuple[object, ...]) -> None:
+    assert _Packer().pack(*args) == HiredisRespSerializer().pack(*args)
+
+
+@pytest.mark.parametrize("bad", [None, object(), [1]])
+def test_our_packer_refuses_what_redis_py_refuses(bad: object) -> None:
+    with pytest.raises(redis.DataError):
+        HiredisRespSerializer().pack("SET", "k", bad)
+    with pytest.raises(redis.DataError):
+        _Packer().pack("SET", "k", bad)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 import redis
 
-from receiver.breaker import Breaker, State
+from receiver.breaker import Breaker, State, Transition
 from receiver.schemas import NotificationSchema
 from receiver.store import Change, ScopeStore, Snapshot
 from receiver.store.commit import commit_scopes
 from receiver.store.retry import attempts
+from receiver.store.scope_scripts import BATCH_SCOPES, CHUNK
 from tests.conftest import T0, isolate_alert
 
 
@@ -68,3 +69,43 @@ def test_a_commit_that_lost_its_race_is_recomputed_from_a_fresh_read(
 def test_the_retry_helper_gives_a_bounded_number_of_attempts() -> None:
     """`attempts` yields each attempt number once, then stops: the caller raises."""
     assert list(attempts(3)) == [0, 1, 2]
+
+
+def test_many_scopes_commit_in_batches_each_on_its_own_compare_and_set(
+    scopes: ScopeStore,
+) -> None:
+    """More scopes than one script call takes, one of them read at a stale version:
+    that one alone is refused and left as it was; every other commits all it wrote,
+    and the next read sees it (a delivery key past one `unpack` chunk included)."""
+    count = 2 * BATCH_SCOPES + 50
+    names = [f"t{i}" for i in range(count)]
+    scopes.commit([Change("t7", 0, breaker=Breaker(State.FORCED_OPEN))], T0)
+    opened = Transition(State.CLOSED, State.OPEN, T0, "TenantErrorRateHigh firing", False)
+    many_keys = [f"fp{j}:firing:{T0}" for j in range(CHUNK + 20)]
+    changes = [
+        Change(
+            name,
+            0,
+            breaker=Breaker(State.OPEN, opened_at=T0, open_count=1, firing=frozenset({"fp"})),
+            transitions=[opened],
+            delivery_keys=many_keys if name == "t3" else [f"fp:firing:{name}"],
+            alerts={"fp": f'{{"tenant":"{name}"}}'},
+            tier_label="gold",
+        )
+        for name in names
+    ]
+    versions = scopes.commit(changes, T0, known=names)
+    assert versions == [0 if name == "t7" else 1 for name in names]
+    read = scopes.read({name: [f"fp:firing:{name}"] for name in names} | {"t3": many_keys}, T0)
+    assert read["t7"].version == 1 and read["t7"].breaker.state is State.FORCED_OPEN
+    assert read["t7"].tier_label is None and not read["t7"].seen
+    for name in names:
+        if name == "t7":
+            continue
+        snapshot = read[name]
+        assert (snapshot.version, snapshot.breaker) == (1, changes[names.index(name)].breaker)
+        assert snapshot.tier_label == "gold"
+        assert snapshot.seen == frozenset(many_keys if name == "t3" else [f"fp:firing:{name}"])
+        assert scopes.transitions(name, 5) == [opened]
+        assert scopes.alerts(name) == {"fp": {"tenant": name}}
+    assert scopes.known_tenants(0, 1)[1] == count
