@@ -12,6 +12,8 @@ from receiver.store.codec import BREAKER_FIELDS
 BATCH_SCOPES = 200
 """Scopes per call: a few milliseconds of Redis's time, so other clients' commands
 wait no longer than that."""
+PART_CALLS = 10
+"""Calls per pipeline when a commit is sent in parts (`overlap`): 2,000 scopes."""
 CHUNK = 500
 """Values per `unpack`, well inside Lua's stack limit."""
 
@@ -74,12 +76,13 @@ local function counted(width)
   return from, n
 end
 local function bulk(command, key, from, n, width)
-  local last = from + width * n - 1
+  local last, reply = from + width * n - 1, 0
   while from <= last do
     local upto = math.min(last, from + width * {CHUNK} - 1)
-    redis.call(command, key, unpack(ARGV, from, upto))
+    reply = redis.call(command, key, unpack(ARGV, from, upto))
     from = upto + 1
   end
+  return reply
 end
 local out = {{}}
 for s = 0, #KEYS - 1, 6 do
@@ -102,19 +105,21 @@ for s = 0, #KEYS - 1, 6 do
       fields[#fields + 1] = ARGV[vf + j]
     end
     redis.call('HSET', KEYS[s + 1], unpack(fields))
-    if tn > 0 then
-      bulk('LPUSH', KEYS[s + 2], tf, tn, 1)
+    if tn > 0 and bulk('LPUSH', KEYS[s + 2], tf, tn, 1) > cap then
       redis.call('LTRIM', KEYS[s + 2], 0, cap - 1)
     end
-    if dn > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[s + 3], '-inf', now) end
+    -- A scope at version 0 has no expired keys or resolved alerts to forget yet.
+    if dn > 0 and version > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[s + 3], '-inf', now) end
     for j = df, df + dn - 1 do redis.call('ZADD', KEYS[s + 3], seen_until, ARGV[j]) end
     bulk('HSET', KEYS[s + 4], af, an, 2)
     for j = rf, rf + rn - 1 do redis.call('ZADD', KEYS[s + 6], now, ARGV[j]) end
-    bulk('ZREM', KEYS[s + 6], ff, fn, 1)
-    local gone = redis.call('ZRANGEBYSCORE', KEYS[s + 6], '-inf', forget_before, 'LIMIT', 0, 100)
-    if #gone > 0 then
-      redis.call('HDEL', KEYS[s + 4], unpack(gone))
-      redis.call('ZREM', KEYS[s + 6], unpack(gone))
+    if version > 0 then
+      bulk('ZREM', KEYS[s + 6], ff, fn, 1)
+      local gone = redis.call('ZRANGEBYSCORE', KEYS[s + 6], '-inf', forget_before, 'LIMIT', 0, 100)
+      if #gone > 0 then
+        redis.call('HDEL', KEYS[s + 4], unpack(gone))
+        redis.call('ZREM', KEYS[s + 6], unpack(gone))
+      end
     end
     for j = ef, ef + en - 1 do redis.call('ZADD', KEYS[s + 3], 'XX', 'LT', expire_at, ARGV[j]) end
     redis.call('HSETNX', KEYS[s + 5], 'first_seen_at', now)

@@ -32,7 +32,8 @@ from receiver.store.codec import (
     transition_from_json,
     transition_json,
 )
-from receiver.store.scope_scripts import BATCH_SCOPES, COMMIT_SCOPES, READ_SCOPES
+from receiver.store.overlap import Fill, execute_overlapped
+from receiver.store.scope_scripts import BATCH_SCOPES, COMMIT_SCOPES, PART_CALLS, READ_SCOPES
 from receiver.store.slots import SlotStore
 
 log = logging.getLogger(__name__)
@@ -182,7 +183,6 @@ class ScopeStore:
 
         Returns the new version per change, 0 where the scope had moved on. Tenants
         in `known` are added to the tenant index."""
-        pipe = self.client.pipeline(transaction=False)
         changes = list(changes)
         header: list[Any] = [
             repr(now),
@@ -194,17 +194,30 @@ class ScopeStore:
             *BREAKER_FIELDS,
         ]
         batches = self._batches([change.scope for change in changes])
-        for batch in batches:
-            keys: list[str] = []
-            args = list(header)
-            for i in batch:
-                keys += [_key(changes[i].scope, name) for name in _COMMIT_KEYS]
-                _commit_args(changes[i], args)
-            self._commit(keys=keys, args=args, client=pipe)
         known = list(known)
-        if known:
-            pipe.zadd(k.TENANTS, {tenant: now for tenant in known}, nx=True)
-        replies = iter(pipe.execute())
+
+        def part(calls: list[list[int]], last: bool) -> Fill:
+            def fill(pipe: Any) -> None:
+                for batch in calls:
+                    keys: list[str] = []
+                    args = list(header)
+                    for i in batch:
+                        keys += [_key(changes[i].scope, name) for name in _COMMIT_KEYS]
+                        _commit_args(changes[i], args)
+                    self._commit(keys=keys, args=args, client=pipe)
+                if last and known:
+                    pipe.zadd(k.TENANTS, {tenant: now for tenant in known}, nx=True)
+
+            return fill
+
+        groups = [batches[i : i + PART_CALLS] for i in range(0, len(batches), PART_CALLS)]
+        fills = [part(group, last=n == len(groups) - 1) for n, group in enumerate(groups)]
+        if len(fills) > 1:
+            replies = iter(execute_overlapped(self.client, fills))
+        else:
+            pipe = self.client.pipeline(transaction=False)
+            (fills or [part([], last=True)])[0](pipe)
+            replies = iter(pipe.execute())
         versions = [0] * len(changes)
         for batch in batches:
             for i, version in zip(batch, next(replies), strict=True):
