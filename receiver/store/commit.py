@@ -4,7 +4,7 @@ so each breaker transition is recorded exactly once however many workers race.""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from receiver.alerts import PLATFORM_SCOPE
@@ -48,15 +48,12 @@ def commit_scopes(
             snapshots = store.read(pending, now)
         changes: list[Change] = []
         attempt: dict[str, Any] = {}
-        for scope, snapshot in snapshots.items():
-            change, result = compute(snapshot)
-            attempt[scope] = result
-            if change is None:
+        versions = store.commit(_computed(snapshots, compute, attempt, changes), now, known)
+        committing = {change.scope for change in changes}
+        for scope, result in attempt.items():
+            if scope not in committing:
                 results[scope] = result
-                unchanged[scope] = snapshot.breaker.state in ISOLATING
-            else:
-                changes.append(change)
-        versions = store.commit(changes, now, known) if changes or known else []
+                unchanged[scope] = snapshots[scope].breaker.state in ISOLATING
         known = []
         retry: dict[str, Sequence[str]] = {}
         for change, version in zip(changes, versions, strict=True):
@@ -82,3 +79,19 @@ def commit_scopes(
             return results
         pending = retry
     raise CommitConflict(f"scopes still contended after {MAX_ATTEMPTS} attempts: {sorted(pending)}")
+
+
+def _computed(
+    snapshots: Mapping[str, Snapshot],
+    compute: Compute,
+    attempt: dict[str, Any],
+    changes: list[Change],
+) -> Iterator[Change]:
+    """Each scope's change, computed as the store takes it: it sends one part to
+    Redis while the next is computed. Every result goes in `attempt`, every change
+    in `changes`."""
+    for scope, snapshot in snapshots.items():
+        change, attempt[scope] = compute(snapshot)
+        if change is not None:
+            changes.append(change)
+            yield change

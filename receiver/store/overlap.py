@@ -1,8 +1,9 @@
 """Pipelines sent while the next is still being built. A 10,000-tenant commit is a
-few hundred milliseconds of the client building script calls and as long again of
-Redis running them; one pipeline does the two in turn. Here each part goes to Redis,
-on a connection of its own, as soon as it is built, so Redis runs one part while
-the client builds the next (a thread waits for each reply, the lock released)."""
+few hundred milliseconds of the client computing breakers and building script calls
+and as long again of Redis running them; one pipeline does the two in turn. Here
+each part goes to Redis, on a connection of its own, as soon as it is built, so
+Redis runs one part while the client computes the next (a thread waits for each
+reply, with the interpreter's lock released)."""
 
 from __future__ import annotations
 
@@ -33,21 +34,23 @@ def _sender() -> ThreadPoolExecutor:
 
 def execute_overlapped(client: redis.Redis, parts: Iterable[Fill]) -> list[Any]:
     """Each part's commands in a pipeline of its own, sent while the next part is
-    built; the replies of all, in order. The first part's error is raised, after
-    every part has been answered (a connection goes back to its pool clean)."""
+    built (`parts` may be a generator doing that work); the replies of all, in
+    order, once every part sent has been answered. An error building a part is
+    raised as it is, else the first part's error."""
     futures: list[Future[list[Any]]] = []
     sender = _sender()
-    for fill in parts:
-        pipe = client.pipeline(transaction=False)
-        fill(pipe)
-        futures.append(sender.submit(pipe.execute))
+    try:
+        for fill in parts:
+            pipe = client.pipeline(transaction=False)
+            fill(pipe)
+            futures.append(sender.submit(pipe.execute))
+    finally:
+        # Every part sent is answered before anything is raised or returned: a
+        # caller sees each part's outcome in Redis, and no reply is left unread.
+        done = [(future.exception(), future) for future in futures]
     replies: list[Any] = []
-    error: BaseException | None = None
-    for future in futures:
-        try:
-            replies += future.result()
-        except BaseException as exc:
-            error = error or exc
-    if error is not None:
-        raise error
+    for error, future in done:
+        if error is not None:
+            raise error
+        replies += future.result()
     return replies

@@ -12,8 +12,8 @@ from receiver.store.codec import BREAKER_FIELDS
 BATCH_SCOPES = 200
 """Scopes per call: a few milliseconds of Redis's time, so other clients' commands
 wait no longer than that."""
-PART_CALLS = 10
-"""Calls per pipeline when a commit is sent in parts (`overlap`): 2,000 scopes."""
+PART_SCOPES = 2000
+"""Scopes per pipeline when a commit is sent in parts (`overlap`)."""
 CHUNK = 500
 """Values per `unpack`, well inside Lua's stack limit."""
 

@@ -11,8 +11,9 @@ commits go many scopes per script call (`scope_scripts`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import redis
@@ -33,7 +34,7 @@ from receiver.store.codec import (
     transition_json,
 )
 from receiver.store.overlap import Fill, execute_overlapped
-from receiver.store.scope_scripts import BATCH_SCOPES, COMMIT_SCOPES, PART_CALLS, READ_SCOPES
+from receiver.store.scope_scripts import BATCH_SCOPES, COMMIT_SCOPES, PART_SCOPES, READ_SCOPES
 from receiver.store.slots import SlotStore
 
 log = logging.getLogger(__name__)
@@ -182,8 +183,9 @@ class ScopeStore:
         """Apply each change if its scope is still at the version it was read at.
 
         Returns the new version per change, 0 where the scope had moved on. Tenants
-        in `known` are added to the tenant index."""
-        changes = list(changes)
+        in `known` are added to the tenant index. `changes` may be a generator that
+        computes them: it is taken `PART_SCOPES` at a time, and each part goes to
+        Redis while the next is computed (`overlap`)."""
         header: list[Any] = [
             repr(now),
             repr(now + self.seen_ttl_s),
@@ -193,32 +195,45 @@ class ScopeStore:
             len(BREAKER_FIELDS),
             *BREAKER_FIELDS,
         ]
-        batches = self._batches([change.scope for change in changes])
+        taken: list[Change] = []
+        batches: list[list[int]] = []
+        pending = iter(changes)
+        first = list(islice(pending, PART_SCOPES))
         known = list(known)
 
-        def part(calls: list[list[int]], last: bool) -> Fill:
-            def fill(pipe: Any) -> None:
-                for batch in calls:
+        def fill(part: list[Change], with_known: bool) -> Fill:
+            start = len(taken)
+            taken.extend(part)
+            part_batches = [[start + i for i in b] for b in self._batches([c.scope for c in part])]
+            batches.extend(part_batches)
+
+            def into(pipe: Any) -> None:
+                for batch in part_batches:
                     keys: list[str] = []
                     args = list(header)
                     for i in batch:
-                        keys += [_key(changes[i].scope, name) for name in _COMMIT_KEYS]
-                        _commit_args(changes[i], args)
+                        keys += [_key(taken[i].scope, name) for name in _COMMIT_KEYS]
+                        _commit_args(taken[i], args)
                     self._commit(keys=keys, args=args, client=pipe)
-                if last and known:
+                if with_known and known:
                     pipe.zadd(k.TENANTS, {tenant: now for tenant in known}, nx=True)
 
-            return fill
+            return into
 
-        groups = [batches[i : i + PART_CALLS] for i in range(0, len(batches), PART_CALLS)]
-        fills = [part(group, last=n == len(groups) - 1) for n, group in enumerate(groups)]
-        if len(fills) > 1:
-            replies = iter(execute_overlapped(self.client, fills))
-        else:
+        def parts() -> Iterator[Fill]:
+            yield fill(first, with_known=True)
+            while part := list(islice(pending, PART_SCOPES)):
+                yield fill(part, with_known=False)
+
+        if len(first) < PART_SCOPES:
+            if not first and not known:
+                return []
             pipe = self.client.pipeline(transaction=False)
-            (fills or [part([], last=True)])[0](pipe)
+            fill(first, with_known=True)(pipe)
             replies = iter(pipe.execute())
-        versions = [0] * len(changes)
+        else:
+            replies = iter(execute_overlapped(self.client, parts()))
+        versions = [0] * len(taken)
         for batch in batches:
             for i, version in zip(batch, next(replies), strict=True):
                 versions[i] = int(version)
