@@ -150,14 +150,13 @@ class ScopeStore:
         snapshots: dict[str, Snapshot] = {}
         for batch in batches:
             for scope, (state, tier, label, seen) in zip(batch, next(replies), strict=True):
-                fields = dict(zip(BREAKER_FIELDS, state[1:], strict=True))
+                if not state[0] and not state[1]:
+                    # Never committed (a storm's new tenants): no breaker to parse.
+                    breaker = _NEW_BREAKER
+                else:
+                    breaker = breaker_from_fields(dict(zip(BREAKER_FIELDS, state[1:], strict=True)))
                 snapshots[scope] = Snapshot(
-                    scope=scope,
-                    version=int(state[0] or 0),
-                    breaker=breaker_from_fields(fields),
-                    tier_override=tier or None,
-                    tier_label=label or None,
-                    seen=frozenset(seen),
+                    scope, int(state[0] or 0), breaker, tier or None, label or None, frozenset(seen)
                 )
         unseen = any(score is None or score <= now for score in board_scores)
         return DeliveryRead(snapshots, cause, unseen)
@@ -334,6 +333,7 @@ class ScopeStore:
 
 
 _key = k.scope_key
+_NEW_BREAKER = Breaker()
 _COMMIT_KEYS = ("state", "transitions", "seen", "alerts", "tenant", "resolved")
 
 
