@@ -34,13 +34,18 @@ def limits_of(settings: Settings) -> AlertLimits:
 @require(Role.WEBHOOK)
 def alertmanager() -> Response:
     with gc_paused():
-        reply = deliver()
-    return jsonify(reply)
+        return _answer()
+
+
+def _answer() -> Response:
+    """The reply, encoded: a function of its own so that all the delivery built,
+    the reply's tens of thousands of objects too, is freed (by reference counting)
+    before the collector resumes, and its first pass has nothing of it to walk."""
+    return jsonify(deliver())
 
 
 def deliver() -> dict[str, Any]:
-    """Validate and apply the delivery; the reply. A function of its own so that all
-    the delivery built is freed (by reference counting) before the collector resumes."""
+    """Validate and apply the delivery; the reply."""
     services = get_services()
     notification = load(schema_for(limits_of(services.settings)), json_body())
     outcome = apply(services, Alerts(notification), now())

@@ -18,17 +18,20 @@ import redis
 Fill = Callable[[Any], None]
 """Puts one part's commands on the pipeline it is given."""
 
+SENDERS = 2
+"""Parts in flight at once: Redis has the next part queued while a sending thread
+waits for its turn at the interpreter to read the last one's replies."""
 _lock = threading.Lock()
 _executor: tuple[int, ThreadPoolExecutor] | None = None
 
 
 def _sender() -> ThreadPoolExecutor:
-    """One sending thread per process, made in the process that uses it (a thread
-    does not survive gunicorn's fork)."""
+    """The sending threads of this process, made in the process that uses them (a
+    thread does not survive gunicorn's fork)."""
     global _executor
     with _lock:
         if _executor is None or _executor[0] != os.getpid():
-            _executor = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="redis-send"))
+            _executor = (os.getpid(), ThreadPoolExecutor(SENDERS, thread_name_prefix="redis-send"))
         return _executor[1]
 
 
