@@ -3,6 +3,8 @@ On fakeredis and real Redis."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import redis
 
@@ -11,7 +13,7 @@ from receiver.schemas import NotificationSchema
 from receiver.store import Change, ScopeStore, Snapshot
 from receiver.store.commit import commit_scopes
 from receiver.store.retry import attempts
-from receiver.store.scope_scripts import BATCH_SCOPES, CHUNK
+from receiver.store.scope_scripts import BATCH_SCOPES, CHUNK, PART_SCOPES
 from tests.conftest import T0, isolate_alert
 
 
@@ -109,3 +111,25 @@ def test_many_scopes_commit_in_batches_each_on_its_own_compare_and_set(
         assert scopes.transitions(name, 5) == [opened]
         assert scopes.alerts(name) == {"fp": {"tenant": name}}
     assert scopes.known_tenants(0, 1)[1] == count
+
+
+def test_a_failure_computing_a_later_part_raises_once_the_parts_sent_are_in(
+    scopes: ScopeStore,
+) -> None:
+    """A commit taken from a generator sends each part as it is computed; an error
+    computing a later part is raised after the earlier parts were answered: those
+    scopes are committed (each on its own), the rest are not."""
+
+    class Broken(Exception):
+        pass
+
+    def changes() -> Iterator[Change]:
+        for i in range(PART_SCOPES + 10):
+            if i == PART_SCOPES + 5:
+                raise Broken
+            yield Change(f"p{i}", 0, breaker=Breaker(State.OPEN, opened_at=T0))
+
+    with pytest.raises(Broken):
+        scopes.commit(changes(), T0)
+    read = scopes.read({"p0": [], f"p{PART_SCOPES - 1}": [], f"p{PART_SCOPES}": []}, T0)
+    assert [read[s].version for s in ("p0", f"p{PART_SCOPES - 1}", f"p{PART_SCOPES}")] == [1, 1, 0]
