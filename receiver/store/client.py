@@ -114,6 +114,9 @@ class _ServerPipeline(redis.client.Pipeline):
         if self.__dict__.get("transaction") or self.watching:
             return super().execute(raise_on_error)
         commands = [args for args, _ in self.command_stack]
+        # No SCRIPT EXISTS round trip first (redis-py's way): a call the server lacks
+        # the script for answers NOSCRIPT, and is loaded and run again below.
+        self.scripts.clear()
         results = super().execute(raise_on_error=False)
         pool = self.connection_pool
 
