@@ -14,7 +14,7 @@ import redis
 from receiver.breaker import Breaker, State, Transition
 from receiver.store import Change, ScopeStore
 from receiver.store import keys as k
-from receiver.store.codec import breaker_fields, transition_json
+from receiver.store.codec import BREAKER_FIELDS, breaker_values, transition_json
 from receiver.store.scope_scripts import PART_SCOPES
 from receiver.store.scopes import REFIRE_GRACE_S
 from tests.conftest import T0
@@ -65,7 +65,9 @@ def one_scope_commits(client: redis.Redis, changes: list[Change], now: float) ->
     script = client.register_script(ONE_SCOPE)
     versions = []
     for change in changes:
-        fields = breaker_fields(change.breaker) if change.breaker is not None else {}
+        fields = {}
+        if change.breaker is not None:
+            fields = dict(zip(BREAKER_FIELDS, breaker_values(change.breaker), strict=True))
         args: list[Any] = [change.expected_version, repr(now), repr(now + TTL_S), LOG_CAP]
         args += [change.tier_label, len(fields)]
         for name, value in fields.items():

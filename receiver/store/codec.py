@@ -35,10 +35,6 @@ def breaker_values(breaker: Breaker) -> list[str]:
     ]
 
 
-def breaker_fields(breaker: Breaker) -> dict[str, str]:
-    return dict(zip(BREAKER_FIELDS, breaker_values(breaker), strict=True))
-
-
 def breaker_from_fields(data: dict[str, str]) -> Breaker:
     if not data.get("state"):
         return Breaker()
