@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -159,6 +160,16 @@ class Receiver:
             self.stop()
             raise TimeoutError(f"gunicorn did not start:\n{self.output()}") from None
         return self
+
+    def api(self, path: str, timeout_s: float = 5.0) -> Any:
+        """`GET /api/v1<path>` with its reader token; the decoded body (raises on an
+        error status)."""
+        headers = {"Authorization": f"Bearer {self.env['RECEIVER_API_TOKEN']}"}
+        response = requests.get(
+            f"{self.url}/api/v1{path}", headers=headers, timeout=timeout_s, verify=self.verify
+        )
+        response.raise_for_status()
+        return response.json()
 
     def output(self) -> str:
         return Path(self.log.name).read_text(errors="replace")

@@ -7,13 +7,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
-import requests
 
-from tests.conftest import READER, TOKENS_ENV, WEBHOOK_TOKEN
+from tests.conftest import TOKENS_ENV, WEBHOOK_TOKEN
 from tests.servers import (
     Alertmanager,
     AlertmanagerApi,
@@ -52,12 +50,6 @@ def receiver(
     server.stop()
 
 
-def api(receiver: Receiver, path: str) -> Any:
-    response = requests.get(f"{receiver.url}/api/v1{path}", headers=READER, timeout=5)
-    response.raise_for_status()
-    return response.json()
-
-
 def post_to_both(peers: list[AlertmanagerApi], *alerts: dict[str, object]) -> None:
     for peer in peers:
         peer.post(*alerts)
@@ -71,14 +63,14 @@ def successful_deliveries(peer: AlertmanagerApi) -> int:
 def assert_isolated_once(receiver: Receiver, resolved: bool = False) -> None:
     """One closed -> open per tenant, one incident, one firing (and resolved) entry each."""
     for tenant_id in TENANTS:
-        breaker = api(receiver, f"/tenants/{tenant_id}")["breaker"]
+        breaker = receiver.api(f"/tenants/{tenant_id}")["breaker"]
         moves = [(t["from"], t["to"], t["suppressed"]) for t in breaker["transitions"]]
         assert moves == [("closed", "open", False)], tenant_id
         assert breaker["state"] == "open"
         assert bool(breaker["firing_alerts"]) is not resolved
-    listed = api(receiver, "/incidents")
+    listed = receiver.api("/incidents")
     assert listed["total"] == 1
-    incident = api(receiver, f"/incidents/{listed['items'][0]['id']}")
+    incident = receiver.api(f"/incidents/{listed['items'][0]['id']}")
     assert set(incident["tenants"]) == set(TENANTS)
     for tenant_id in TENANTS:
         kinds = [e["kind"] for e in incident["timeline"] if e["tenant_id"] == tenant_id]
@@ -88,7 +80,7 @@ def assert_isolated_once(receiver: Receiver, resolved: bool = False) -> None:
 
 
 def all_open(receiver: Receiver) -> bool:
-    return all(api(receiver, f"/tenants/{t}")["breaker"]["state"] == "open" for t in TENANTS)
+    return all(receiver.api(f"/tenants/{t}")["breaker"]["state"] == "open" for t in TENANTS)
 
 
 def test_clustered_pair_isolates_each_tenant_once(receiver: Receiver) -> None:
@@ -145,7 +137,7 @@ def test_partitioned_pair_both_deliver_and_apply_once(receiver: Receiver) -> Non
         )
         assert_isolated_once(receiver, resolved=True)
         for tenant_id in TENANTS:
-            stored = api(receiver, f"/tenants/{tenant_id}/alerts")["items"]
+            stored = receiver.api(f"/tenants/{tenant_id}/alerts")["items"]
             assert [a["status"] for a in stored] == ["resolved"]
     finally:
         for alertmanager in pair:

@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tests.conftest import READER, TOKENS_ENV, isolate_alert
+from tests.conftest import TOKENS_ENV, isolate_alert
 from tests.notify_fixtures import SLACK_PATH
 from tests.servers import ROOT, Receiver, wait_for
 from tests.topologies import SentinelGroup
@@ -110,12 +109,6 @@ def worker(env: dict[str, str]) -> Iterator[Worker]:
     started.stop()
 
 
-def api(receiver: Receiver, path: str) -> Any:
-    response = requests.get(f"{receiver.url}/api/v1{path}", headers=READER, timeout=10)
-    response.raise_for_status()
-    return response.json()
-
-
 @pytest.mark.parametrize("fault", ["killed", "frozen"])
 def test_the_worker_delivers_across_a_failover(
     group: SentinelGroup, receiver: Receiver, worker: Worker, httpserver: HTTPServer, fault: str
@@ -151,7 +144,7 @@ def test_the_worker_delivers_across_a_failover(
     assert_converged(fires)
 
     def all_sent() -> bool:
-        items = api(receiver, "/notifications?limit=1000")["items"]
+        items = receiver.api("/notifications?limit=1000", timeout_s=10)["items"]
         bodies = [body for _, body in received]
         return bool(items) and all(
             item["status"] == "sent" and item["payload"] in bodies for item in items
@@ -162,8 +155,8 @@ def test_the_worker_delivers_across_a_failover(
     except TimeoutError as exc:
         raise AssertionError(f"{exc}\nworker:\n{worker.output()}") from None
     assert worker.running(), f"the worker exited:\n{worker.output()}"
-    deliveries = api(receiver, "/notifications?limit=1000")["items"]
-    incidents = api(receiver, "/incidents?per_page=500")["items"]
+    deliveries = receiver.api("/notifications?limit=1000", timeout_s=10)["items"]
+    incidents = receiver.api("/incidents?per_page=500", timeout_s=10)["items"]
     assert {i["id"] for i in incidents} == {d["incident_id"] for d in deliveries}
     after = [at for at, _ in received if at > kill_at]
     assert after, "nothing reached Slack after the kill"

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 import redis
-import requests
 from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 from pytest_httpserver import HTTPServer
@@ -67,17 +66,11 @@ def services_on(url: str) -> Services:
     return services
 
 
-def api(receiver: Receiver, path: str) -> Any:
-    response = requests.get(f"{receiver.url}/api/v1{path}", headers=READER, timeout=5)
-    response.raise_for_status()
-    return response.json()
-
-
 def timeline(receiver: Receiver, tenant_id: str) -> list[str]:
     """Kinds of the timeline entries about `tenant_id` in its only incident."""
-    listed = api(receiver, f"/incidents?tenant_id={tenant_id}")
+    listed = receiver.api(f"/incidents?tenant_id={tenant_id}")
     assert listed["total"] == 1
-    incident = api(receiver, f"/incidents/{listed['items'][0]['id']}")
+    incident = receiver.api(f"/incidents/{listed['items'][0]['id']}")
     return [e["kind"] for e in incident["timeline"] if e["tenant_id"] == tenant_id]
 
 
@@ -109,7 +102,7 @@ def test_missed_alert_is_applied_then_resolved(
         first = reconcile(services, alertmanager.url, time.time())
         assert (first.active, first.accepted, first.duplicates) == (1, 1, 0)
         assert first.resolve_skipped is not None and "Watchdog" in first.resolve_skipped
-        breaker = api(receiver, "/tenants/acme")["breaker"]
+        breaker = receiver.api("/tenants/acme")["breaker"]
         assert breaker["state"] == "open" and len(breaker["transitions"]) == 1
         assert timeline(receiver, "acme").count("alert_firing") == 1
 
@@ -124,13 +117,13 @@ def test_missed_alert_is_applied_then_resolved(
 
         done = reconcile(services, alertmanager.url, time.time(), min_uptime_s=0, settle_s=0)
         assert done.resolve_skipped is None and len(done.resolved) == 1
-        breaker = api(receiver, "/tenants/acme")["breaker"]
+        breaker = receiver.api("/tenants/acme")["breaker"]
         assert (breaker["state"], breaker["firing_alerts"]) == ("open", [])
         assert len(breaker["transitions"]) == 1
-        stored = api(receiver, "/tenants/acme/alerts")["items"]
+        stored = receiver.api("/tenants/acme/alerts")["items"]
         assert [a["status"] for a in stored] == ["resolved"]
         assert timeline(receiver, "acme").count("alert_resolved") == 1
-        assert api(receiver, "/pipeline")["watchdog_last_seen_at"] is None
+        assert receiver.api("/pipeline")["watchdog_last_seen_at"] is None
 
         after = reconcile(services, alertmanager.url, time.time(), min_uptime_s=0, settle_s=0)
         assert (after.resolved, after.accepted) == ([], 0)
@@ -169,7 +162,7 @@ def test_reconcile_and_alertmanagers_retry_apply_once(
         assert first.accepted <= len(tenants)
         assert (second.accepted, second.duplicates) == (0, len(tenants))
         for tenant_id in tenants:
-            breaker = api(receiver, f"/tenants/{tenant_id}")["breaker"]
+            breaker = receiver.api(f"/tenants/{tenant_id}")["breaker"]
             moves = [(t["from"], t["to"], t["suppressed"]) for t in breaker["transitions"]]
             assert moves == [("closed", "open", False)]
             assert timeline(receiver, tenant_id).count("alert_firing") == 1
