@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from receiver.breaker import ISOLATING, State, is_held, tick
 from receiver.config import Settings
 from receiver.store import ScopeStore
-from receiver.store.tiles import TileReader
 from receiver.tenants import Tier, resolve_tier
 
 BATCH = 2000
@@ -56,9 +55,10 @@ def tiles(
     store: ScopeStore, settings: Settings, registry: Mapping[str, Tier], now: float
 ) -> Iterator[Tile]:
     """Each known tenant's state with time-based transitions applied, in index order."""
-    reader = TileReader(store.client)
     for batch in store.iter_known_tenants(BATCH):
-        for tenant_id, read in zip(batch, reader.read(batch), strict=True):
+        snapshots = store.read({tenant_id: [] for tenant_id in batch}, now)
+        for tenant_id in batch:
+            read = snapshots[tenant_id]
             breaker, _ = tick(read.breaker, now, settings.breaker)
             tier = resolve_tier(read.tier_override, registry.get(tenant_id), read.tier_label).tier
             yield Tile(tenant_id, tier.value, breaker.state, is_held(breaker, settings.breaker))

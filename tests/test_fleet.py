@@ -5,7 +5,6 @@ from receiver.config import Settings
 from receiver.fleet import guard_cap, read_fleet
 from receiver.operator import act
 from receiver.store import ScopeStore
-from receiver.store.tiles import TileReader
 from receiver.tenants import Tier
 from tests.conftest import T0
 
@@ -31,14 +30,15 @@ def test_guard_cap_matches_the_slot_script() -> None:
     assert [guard_cap(n, 20.0) for n in (0, 4, 5, 10, 10_000)] == [1, 1, 1, 2, 2000]
 
 
-def test_tile_reader_reads_breaker_and_tier_fields_in_one_reply(
+def test_a_tile_reads_breaker_and_tier_fields_through_the_scope_read(
     store: ScopeStore, settings: Settings
 ) -> None:
     """A tenant with nothing stored is closed; a tier set through the API and a
     forced-open breaker come back as they were written."""
     store.set_tier("gold-one", "gold", T0)
     act(store, "opened", Action.FORCE_OPEN, "why", settings.breaker, T0)
-    nothing, gold, opened = TileReader(store.client).read(["never-seen", "gold-one", "opened"])
+    read = store.read({tenant_id: [] for tenant_id in ("never-seen", "gold-one", "opened")}, T0)
+    nothing, gold, opened = read["never-seen"], read["gold-one"], read["opened"]
     assert nothing.breaker.state is State.CLOSED and nothing.tier_override is None
     assert (gold.tier_override, gold.tier_label, gold.breaker.state) == ("gold", None, State.CLOSED)
     assert opened.breaker.state is State.FORCED_OPEN and opened.tier_override is None
