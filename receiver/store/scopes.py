@@ -108,13 +108,12 @@ class ScopeStore:
     def ping(self) -> bool:
         return bool(self.client.ping())
 
-    def read(
-        self, scopes: Mapping[str, Sequence[str]], now: float, index: Iterable[str] = ()
-    ) -> dict[str, Snapshot]:
+    def read(self, scopes: Mapping[str, Sequence[str]], now: float) -> dict[str, Snapshot]:
         """Snapshots of several scopes in one round trip; `scopes` maps each to the
-        delivery keys to check against its seen set. Tenants in `index` are added to
-        the tenant index in the same round trip."""
-        return self.read_delivery(scopes, now, index).snapshots
+        delivery keys to check against its seen set."""
+        pipe = self.client.pipeline(transaction=False)
+        batches = self._queue_reads(pipe, scopes, now)
+        return self._snapshots(batches, iter(pipe.execute()))
 
     def read_delivery(
         self,
@@ -125,7 +124,7 @@ class ScopeStore:
     ) -> DeliveryRead:
         """`read`, plus in the same round trip the shared cause and whether the
         incident board has yet to see any of `board_keys`: all a delivery reads
-        before it computes."""
+        before it computes. Tenants in `index` are added to the tenant index."""
         pipe = self.client.pipeline(transaction=False)
         index = list(index)
         if index:
@@ -133,6 +132,18 @@ class ScopeStore:
         pipe.hgetall(k.SHARED_CAUSES)
         if board_keys:
             pipe.zmscore(k.INCIDENTS_SEEN, list(board_keys))
+        batches = self._queue_reads(pipe, scopes, now)
+        replies = iter(pipe.execute()[1 if index else 0 :])
+        cause = self.causes.parse(next(replies), now)
+        board_scores = next(replies) if board_keys else []
+        snapshots = self._snapshots(batches, replies)
+        unseen = any(score is None or score <= now for score in board_scores)
+        return DeliveryRead(snapshots, cause, unseen)
+
+    def _queue_reads(
+        self, pipe: Any, scopes: Mapping[str, Sequence[str]], now: float
+    ) -> list[list[str]]:
+        """`READ_SCOPES` calls for `scopes` on `pipe`; the scopes of each call."""
         order = list(scopes)
         batches = [[order[i] for i in batch] for batch in self._batches(order)]
         for batch in batches:
@@ -144,9 +155,11 @@ class ScopeStore:
                 args.append(len(delivery_keys))
                 args += delivery_keys
             self._read(keys=keys, args=args, client=pipe)
-        replies = iter(pipe.execute()[1 if index else 0 :])
-        cause = self.causes.parse(next(replies), now)
-        board_scores = next(replies) if board_keys else []
+        return batches
+
+    @staticmethod
+    def _snapshots(batches: list[list[str]], replies: Iterator[Any]) -> dict[str, Snapshot]:
+        """The snapshots `_queue_reads`' calls answered, taken from `replies`."""
         snapshots: dict[str, Snapshot] = {}
         for batch in batches:
             for scope, (state, tier, label, seen) in zip(batch, next(replies), strict=True):
@@ -158,8 +171,7 @@ class ScopeStore:
                 snapshots[scope] = Snapshot(
                     scope, int(state[0] or 0), breaker, tier or None, label or None, frozenset(seen)
                 )
-        unseen = any(score is None or score <= now for score in board_scores)
-        return DeliveryRead(snapshots, cause, unseen)
+        return snapshots
 
     def _batches(self, scopes: Sequence[str]) -> list[list[int]]:
         """The positions of `scopes` in groups for one script call each: up to
