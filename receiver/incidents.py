@@ -7,12 +7,13 @@ P2. Priority only ever rises, and every change is on the timeline.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import weakref
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from receiver.members import Members
+from receiver.members import Hook, Members
 from receiver.tenants import TIER_POLICIES, Tier
 
 TIMELINE_CAP = 1000
@@ -20,6 +21,21 @@ NOTES_CAP = 100
 """Notes an incident takes; each is at most `schemas.NOTE_MAX_CHARS` long."""
 P0_TENANTS = 10
 P1_TENANTS = 5
+
+
+def _weakly(method: Callable[[str, Any, Any], None]) -> Hook[Any]:
+    """A hook that holds its incident weakly. Held strongly, every incident would be
+    a reference cycle (incident, map, hook, incident) that only the cyclic collector
+    frees: a storm's incident, its tens of thousands of alerts and events, walked
+    and freed in one pass after the answer instead of as soon as the delivery drops it."""
+    ref = weakref.WeakMethod(method)
+
+    def hook(key: str, old: Any, new: Any) -> None:
+        bound = ref()
+        if bound is not None:
+            bound(key, old, new)
+
+    return hook
 
 
 class Priority(StrEnum):
@@ -146,9 +162,9 @@ class Incident:
     """Per tenant ("" for alerts that name none): [live alerts, all alerts]."""
 
     def __post_init__(self) -> None:
-        self.tenants.hooks.append(self._tenant_changed)
-        self.victims.hooks.append(self._victim_changed)
-        self.alerts.hooks.append(self._alert_changed)
+        self.tenants.hooks.append(_weakly(self._tenant_changed))
+        self.victims.hooks.append(_weakly(self._victim_changed))
+        self.alerts.hooks.append(_weakly(self._alert_changed))
 
     def _tenant_changed(self, tenant_id: str, old: Tier | None, new: Tier | None) -> None:
         _move(self.tier_counts, old, new)

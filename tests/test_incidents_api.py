@@ -18,7 +18,7 @@ from receiver.incident_doc import COLLECTIONS
 from receiver.incidents import NOTES_CAP
 from receiver.schemas import NOTE_MAX_CHARS
 from receiver.store import keys as k
-from receiver.store.incidents import BoardChange
+from receiver.store.incidents import BoardChange, IncidentStore
 from receiver.sweeper import sweep_all
 from tests.conftest import ADMIN, READER, T0, WEBHOOK, Clock, isolate_alert, payload
 
@@ -469,3 +469,29 @@ def test_a_lazy_turn_is_taken_by_the_board_read(fleet: Flask, redis_client: redi
         store.board(T0, turn=turn)
         assert turn and redis_client.get("br:{_incidents}:turn") == turn.token
     assert not redis_client.exists("br:{_incidents}:turn")
+
+
+def test_a_board_read_reads_the_incidents_open_at_its_last_read_with_the_state(
+    api: FlaskClient, fleet: Flask, redis_client: redis.Redis
+) -> None:
+    """The incidents open at a store's last read go in the state's round trip; one
+    opened since (by another process) takes a second, one closed since is left out."""
+    other = IncidentStore(redis_client, seen_ttl_s=3600)
+    direct: list[int] = []
+    script = other._read
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        if "client" not in kwargs:
+            direct.append(len(kwargs.get("keys") or args[0]))
+        return script(*args, **kwargs)
+
+    other._read = counted  # type: ignore[method-assign]
+    fail(api, "b00")
+    incident_id = incidents(api)["items"][0]["id"]
+    first = other.board(T0, wanted={"tenants": ["b00"]})
+    assert list(first.incidents) == [incident_id] and len(direct) == 1
+    again = other.board(T0, wanted={"tenants": ["b00"]})
+    assert list(again.incidents) == [incident_id] and len(direct) == 1
+    assert again.incidents[incident_id].tenants.get("b00") is not None
+    api.post(f"/api/v1/incidents/{incident_id}/resolve", headers=ADMIN)
+    assert other.board(T0).incidents == {} and len(direct) == 1

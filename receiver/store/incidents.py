@@ -30,6 +30,13 @@ from receiver.store import keys as k
 from receiver.store.board_scripts import COMMIT_INCIDENTS, READ_INCIDENTS
 
 PARTS = tuple(COLLECTIONS)
+Asked = dict[str, list[str]]
+"""Per collection, the keys of the entries a read asks for."""
+
+
+def _asked(wanted: Mapping[str, Iterable[str]]) -> Asked:
+    return {part: list(dict.fromkeys(wanted.get(part, ()))) for part in PARTS}
+
 
 TURN_WAIT_S = 2.0
 """How long a change waits for its turn at the board before going ahead anyway."""
@@ -104,6 +111,7 @@ class IncidentStore:
         self._commit = client.register_script(COMMIT_INCIDENTS)
         self._release = client.register_script(RELEASE_LOCK)
         self._read = client.register_script(READ_INCIDENTS)
+        self._open_last_read: list[str] = []
 
     def board(
         self,
@@ -117,13 +125,19 @@ class IncidentStore:
         of `delivery_keys` the board has seen. Each incident holds the entries of its
         collections named in `wanted` (collection -> keys), read in the same round
         trip as the headers, and fetches any other on demand. A `turn` not yet held
-        is taken first, in the same round trip as the reads it guards."""
+        is taken first, in the same round trip as the reads it guards. The incidents
+        open at this process's last read are read in that round trip too, beside the
+        state that says which are open now; only those opened since take a second."""
+        asked = _asked(wanted or {})
+        guess = list(dict.fromkeys([*self._open_last_read, *extra_ids]))
 
         def reads(pipe: redis.client.Pipeline) -> None:
             pipe.hgetall(k.INCIDENTS_STATE)
             pipe.hgetall(k.UPDATES_SENT)
             if delivery_keys:
                 pipe.zmscore(k.INCIDENTS_SEEN, list(delivery_keys))
+            if guess:
+                self._read(*self._read_call(guess, asked), client=pipe)
 
         replies = self._taking(turn, reads)
         fields: dict[str, str] = replies[0]
@@ -132,9 +146,16 @@ class IncidentStore:
         seen = frozenset(
             key for key, score in zip(delivery_keys, scores, strict=True) if score and score > now
         )
-        ids = list(dict.fromkeys([*jsontext.loads(fields.get("open") or "[]"), *extra_ids]))
+        open_ids: list[str] = jsontext.loads(fields.get("open") or "[]")
+        self._open_last_read = open_ids
+        ids = list(dict.fromkeys([*open_ids, *extra_ids]))
+        found = self._decode_read(guess, asked, replies[-1]) if guess else {}
+        missing = [incident_id for incident_id in ids if incident_id not in guess]
+        if missing:
+            found.update(self._changing(missing, asked))
+        incidents = {i: found[i] for i in ids if i in found}
         version = int(fields.get("version") or 0)
-        return Board(version, fields, self._changing(ids, wanted or {}), seen, last_sent)
+        return Board(version, fields, incidents, seen, last_sent)
 
     def _taking(
         self, turn: Turn | None, reads: Callable[[redis.client.Pipeline], None]
@@ -161,26 +182,31 @@ class IncidentStore:
             time.sleep(random.uniform(pause / 2, pause))
             pause = min(pause * 1.5, 0.01)
 
-    def _changing(
-        self, ids: Sequence[str], wanted: Mapping[str, Iterable[str]]
-    ) -> dict[str, Incident]:
-        """Incidents for a change: headers and the wanted entries, in one call."""
+    def _changing(self, ids: Sequence[str], asked: Asked) -> dict[str, Incident]:
+        """Incidents for a change: headers and the `asked` entries, in one call."""
         if not ids:
             return {}
-        asked = {part: list(dict.fromkeys(wanted.get(part, ()))) for part in PARTS}
+        return self._decode_read(ids, asked, self._read(*self._read_call(ids, asked)))
+
+    def _read_call(self, ids: Sequence[str], asked: Asked) -> tuple[list[str], list[Any]]:
+        """`READ_INCIDENTS`' keys and arguments for these incidents' headers and entries."""
         args: list[Any] = [len(PARTS)]
         for part in PARTS:
             args += [len(asked[part]), *asked[part]]
-        keys = [key for incident_id in ids for key in self._read_keys(incident_id)]
-        reply = iter(self._read(keys=keys, args=args))
+        return [key for incident_id in ids for key in self._read_keys(incident_id)], args
+
+    def _decode_read(
+        self, ids: Sequence[str], asked: Asked, reply: list[Any]
+    ) -> dict[str, Incident]:
+        values = iter(reply)
         incidents = {}
         for incident_id in ids:
-            header = next(reply)
-            values = [next(reply) for _ in PARTS]
+            header = next(values)
+            entries = [next(values) for _ in PARTS]
             if header is None:
                 continue
             incident = from_header(jsontext.loads(header), {}, self._fetches(incident_id))
-            for part, raw in zip(PARTS, values, strict=True):
+            for part, raw in zip(PARTS, entries, strict=True):
                 decode = COLLECTIONS[part].decode
                 found = {
                     key: decode(v) for key, v in zip(asked[part], raw, strict=True) if v is not None
