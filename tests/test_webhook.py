@@ -102,6 +102,25 @@ def test_malformed_json_is_400(client: FlaskClient) -> None:
     assert "malformed JSON" in assert_envelope(response, 400)["message"]
 
 
+def test_a_body_only_the_standard_library_reads_is_read_as_before(client: FlaskClient) -> None:
+    """Bodies are parsed by orjson; what it refuses and Python's json takes (a UTF-16
+    body, a number past 64 bits) is still read, and still says why when it fails."""
+    body = isolate_alert("acme")
+    body["alerts"][0]["labels"]["tenant_id"] = "acme"
+    body["commonAnnotations"] = {"window": 2**70}
+    utf16 = client.post(
+        URL,
+        data=json.dumps(body).encode("utf-16"),
+        headers={**WEBHOOK, "Content-Type": "application/json"},
+    )
+    assert utf16.status_code == 200, utf16.get_data(as_text=True)
+    assert utf16.get_json()["accepted"] == 1
+    deep = client.post(
+        URL, data="[" * 100_000, headers={**WEBHOOK, "Content-Type": "application/json"}
+    )
+    assert assert_envelope(deep, 400)["message"] == "request body is nested too deeply"
+
+
 def test_non_utf8_body_is_400(client: FlaskClient) -> None:
     """Bytes that are not UTF-8 are the client's fault."""
     response = client.post(

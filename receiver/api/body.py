@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from flask import request
 from marshmallow import Schema, ValidationError
 
+from receiver import jsontext
 from receiver.api.errors import ApiError
 
 
@@ -17,7 +17,7 @@ def json_body() -> Any:
         raise ApiError(415, "expected Content-Type: application/json")
     raw = request.get_data(cache=False)
     try:
-        return json.loads(raw)
+        return jsontext.loads(raw)  # what orjson refuses, the standard library reads
     except UnicodeDecodeError:
         raise ApiError(400, "request body is not valid UTF-8") from None
     except RecursionError:
