@@ -22,6 +22,7 @@ from receiver.store import ScopeStore
 from receiver.store.incidents import Board, BoardChange, IncidentStore
 from receiver.store.outbox import encode, kinds_of
 from receiver.store.outbox import members as outbox_members
+from receiver.store.pending import Pending
 from receiver.store.retry import CommitConflict, attempts
 from receiver.tenants import Tier, resolve_tier
 
@@ -113,8 +114,10 @@ def update(
     signals: Signals,
     now: float,
     tidy: bool = False,
+    pending: Pending | None = None,
 ) -> Posted:
-    """Apply signals to the incident board; with `tidy`, also expire and settle."""
+    """Apply signals to the incident board; with `tidy`, also expire and settle. The
+    board read carries the writes left `pending`, if it happens."""
     keys = signals.board_keys()
     unseen = signals.board_unseen
     if unseen is None:
@@ -128,7 +131,9 @@ def update(
         for attempt in attempts():
             if attempt:
                 BOARD_CONFLICTS.inc()
-            board = incidents.board(now, delivery_keys=keys, wanted=wanted(signals), turn=turn)
+            board = incidents.board(
+                now, delivery_keys=keys, wanted=wanted(signals), turn=turn, pending=pending
+            )
             draft = draft_of(board, settings, now)
             isolated = store.slots.isolated_view()
             isolated.prefetch([s for s, a in signals.alerts if a.delivery_key not in signals.fresh])

@@ -26,6 +26,7 @@ from receiver.config import Settings
 from receiver.containment import release_victims
 from receiver.store import Change, ScopeStore, Snapshot
 from receiver.store.commit import commit_scopes
+from receiver.store.pending import Pending
 from receiver.store.slots import Slot
 from receiver.tenants import Tier, is_valid_tenant_id, resolve_tier
 
@@ -134,8 +135,11 @@ def ingest(
     settings: Settings,
     registry: Mapping[str, Tier],
     now: float,
+    pending: Pending | None = None,
 ) -> IngestResult:
-    """Apply one webhook delivery. Repeated deliveries of an alert state change nothing."""
+    """Apply one webhook delivery. Repeated deliveries of an alert state change nothing.
+    With `pending`, the writes that follow the breakers wait there for the caller's
+    next round trip (`commit_scopes`)."""
     result = IngestResult(
         partial=notification.truncated_alerts > 0, group_key=notification.group_key
     )
@@ -285,7 +289,7 @@ def ingest(
         return change, outcome
 
     outcomes: dict[str, ScopeOutcome] = commit_scopes(
-        store, scopes, compute, now, first_read=first_read, taken=slots
+        store, scopes, compute, now, first_read=first_read, taken=slots, later=pending
     )
     for scope, outcome in outcomes.items():
         result.accepted += len(outcome.applied)
@@ -297,6 +301,8 @@ def ingest(
         if outcome.held is not None:
             result.held[scope] = outcome.held
     if any(alert.firing for alert in causes):
+        if pending is not None:
+            pending.flush(store.client)  # before the victims' own, which are newer
         cause = shared_cause()
         window_s = settings.shared_release_window_s
         result.transitions += release_victims(store, breaker_settings, cause, window_s, now)

@@ -18,6 +18,7 @@ from receiver.followups import LISTENERS, Listener
 from receiver.ingest import IngestResult, ingest
 from receiver.operator import act
 from receiver.services import Services
+from receiver.store.pending import Pending
 from receiver.upkeep import sweep
 
 
@@ -74,8 +75,10 @@ def apply(
 ) -> Outcome:
     s = services
     settings = s.settings
+    pending = Pending()
+    """What follows a delivery's breakers (slots, deny-list), sent with the board read."""
     if isinstance(item, Alerts):
-        result = ingest(item.notification, s.store, settings, s.registry, now)
+        result = ingest(item.notification, s.store, settings, s.registry, now, pending)
         outcome = Outcome(result.transitions, ingest=result, source=item.source)
         signals = signals_of(result)
     elif isinstance(item, OperatorAction):
@@ -93,10 +96,13 @@ def apply(
         )
         outcome = Outcome(events, source="sweep")
         signals = Signals(transitions=events)
-    for listener in listeners:
-        listener.committed(outcome)
     tidy = isinstance(item, Tick)
-    posted = update(s.incidents, s.store, settings, s.registry, signals, now, tidy)
+    try:
+        for listener in listeners:
+            listener.committed(outcome)
+        posted = update(s.incidents, s.store, settings, s.registry, signals, now, tidy, pending)
+    finally:
+        pending.flush(s.store.client)  # unless the board read carried it
     if settings.redis_min_replicas and not tidy:
         # Acknowledged only once replicas have it: a failover now loses nothing.
         s.store.confirm_replicated(settings.redis_min_replicas, settings.redis_timeout_s / 2, now)

@@ -10,6 +10,7 @@ from typing import Any
 from receiver.alerts import PLATFORM_SCOPE
 from receiver.breaker import ISOLATING
 from receiver.store.admission import entry_of
+from receiver.store.pending import Pending
 from receiver.store.retry import MAX_ATTEMPTS, CommitConflict, attempts
 from receiver.store.scopes import Change, ScopeStore, Snapshot
 from receiver.store.slots import Slot
@@ -25,6 +26,7 @@ def commit_scopes(
     known: Iterable[str] = (),
     first_read: Mapping[str, Snapshot] | None = None,
     taken: Mapping[str, Slot] | None = None,
+    later: Pending | None = None,
 ) -> dict[str, Any]:
     """Read, compute and commit each scope, re-reading the ones that moved.
     `first_read`, if given, is a fresh read of exactly `scopes` to start from.
@@ -34,7 +36,8 @@ def commit_scopes(
     isolation slots and the gateways' deny-list follow the breakers this call
     committed. A scope left unchanged keeps its slot as it is (the read may be stale
     by now: another process may have just opened it), except that a slot the caller
-    took in `taken` (read at the end) and did not use is given back."""
+    took in `taken` (read at the end) and did not use is given back. With `later`,
+    those follow-up writes are left there for the next round trip to carry."""
     results: dict[str, Any] = {}
     final: dict[str, bool] = {}
     entries: dict[str, tuple[int, str]] = {}
@@ -75,7 +78,7 @@ def commit_scopes(
                 s: isolating for s, isolating in final.items() if not (isolating and s in held)
             }
             # A slot this call took for a tenant now isolating is already held.
-            store.follow(final, entries)
+            store.follow(final, entries, later)
             return results
         pending = retry
     raise CommitConflict(f"scopes still contended after {MAX_ATTEMPTS} attempts: {sorted(pending)}")

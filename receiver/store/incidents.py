@@ -28,6 +28,7 @@ from receiver.incidents import TIMELINE_CAP, Event, Incident
 from receiver.members import Fetch
 from receiver.store import keys as k
 from receiver.store.board_scripts import COMMIT_INCIDENTS, READ_INCIDENTS
+from receiver.store.pending import Pending
 
 PARTS = tuple(COLLECTIONS)
 Asked = dict[str, list[str]]
@@ -120,6 +121,7 @@ class IncidentStore:
         delivery_keys: Sequence[str] = (),
         wanted: Mapping[str, Iterable[str]] | None = None,
         turn: Turn | None = None,
+        pending: Pending | None = None,
     ) -> Board:
         """The state hash plus every open incident and any others asked for, and which
         of `delivery_keys` the board has seen. Each incident holds the entries of its
@@ -127,7 +129,8 @@ class IncidentStore:
         trip as the headers, and fetches any other on demand. A `turn` not yet held
         is taken first, in the same round trip as the reads it guards. The incidents
         open at this process's last read are read in that round trip too, beside the
-        state that says which are open now; only those opened since take a second."""
+        state that says which are open now; only those opened since take a second.
+        Writes left `pending` ride on that round trip too."""
         asked = _asked(wanted or {})
         guess = list(dict.fromkeys([*self._open_last_read, *extra_ids]))
 
@@ -139,7 +142,7 @@ class IncidentStore:
             if guess:
                 self._read(*self._read_call(guess, asked), client=pipe)
 
-        replies = self._taking(turn, reads)
+        replies = self._taking(turn, reads, pending)
         fields: dict[str, str] = replies[0]
         last_sent = {incident_id: float(at) for incident_id, at in replies[1].items()}
         scores = replies[2] if delivery_keys else []
@@ -158,11 +161,15 @@ class IncidentStore:
         return Board(version, fields, incidents, seen, last_sent)
 
     def _taking(
-        self, turn: Turn | None, reads: Callable[[redis.client.Pipeline], None]
+        self,
+        turn: Turn | None,
+        reads: Callable[[redis.client.Pipeline], None],
+        pending: Pending | None = None,
     ) -> list[Any]:
         """`reads` in one round trip, behind an attempt to take `turn` if it is not
         held yet; while another holds it, wait (backing off) and try again, until the
-        turn's deadline, after which the reads go ahead without it."""
+        turn's deadline, after which the reads go ahead without it. The first try
+        also carries the `pending` writes, after the reads."""
         pause = 0.001
         while True:
             pipe = self.client.pipeline(transaction=False)
@@ -170,7 +177,12 @@ class IncidentStore:
             if turn is not None and taking:
                 pipe.set(k.INCIDENTS_TURN, turn.token, nx=True, px=turn.ttl_ms)
             reads(pipe)
-            replies: list[Any] = pipe.execute() if len(pipe) else []
+            asked = len(pipe)
+            if pending is not None:
+                pending.into(pipe)
+            replies: list[Any] = pipe.execute()[:asked] if len(pipe) else []
+            if pending is not None:
+                pending.sent()
             if turn is None or not taking:
                 return replies
             if replies[0]:

@@ -34,6 +34,7 @@ from receiver.store.codec import (
     transition_json,
 )
 from receiver.store.overlap import Fill, execute_overlapped
+from receiver.store.pending import Pending
 from receiver.store.scope_scripts import BATCH_SCOPES, COMMIT_SCOPES, PART_SCOPES, READ_SCOPES
 from receiver.store.slots import SlotStore
 
@@ -250,15 +251,26 @@ class ScopeStore:
                 versions[i] = int(version)
         return versions
 
-    def follow(self, isolating: Mapping[str, bool], entries: Mapping[str, tuple[int, str]]) -> None:
+    def follow(
+        self,
+        isolating: Mapping[str, bool],
+        entries: Mapping[str, tuple[int, str]],
+        pending: Pending | None = None,
+    ) -> None:
         """After commits: the guard's slots and the deny-list follow the breakers
-        (tenant -> isolating; tenant -> version, deny-list entry), in one round trip."""
+        (tenant -> isolating; tenant -> version, deny-list entry), in one round trip,
+        or left in `pending` for the next one to carry."""
         if not isolating and not entries:
             return
-        pipe = self.client.pipeline(transaction=False)
-        self.slots.sync(isolating, pipe)
-        self.admission.follow(entries, pipe)
-        pipe.execute()
+
+        def fill(pipe: Any) -> None:
+            self.slots.sync(isolating, pipe)
+            self.admission.follow(entries, pipe)
+
+        later = Pending() if pending is None else pending
+        later.add(fill)
+        if pending is None:
+            later.flush(self.client)
 
     def transitions(self, scope: str, limit: int) -> list[Transition]:
         raw: list[str] = self.client.lrange(k.scope_key(scope, "transitions"), 0, limit - 1)  # type: ignore[assignment]

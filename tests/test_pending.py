@@ -1,0 +1,103 @@
+"""The writes that follow a delivery's breakers (guard slots, deny-list) ride on the
+board read's round trip, and are never dropped when nothing carries them. On
+fakeredis, redis-server, Sentinel and Cluster."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from redis.connection import Connection
+
+from receiver import create_app
+from receiver.config import Settings
+from receiver.store import ScopeStore
+from receiver.store import keys as k
+from receiver.store.client import open_client
+from receiver.store.incidents import IncidentStore
+from receiver.store.pending import Pending
+from tests.conftest import T0, WEBHOOK, isolate_alert
+from tests.servers import RedisServer
+
+
+def test_a_follow_left_pending_waits_for_the_board_read_to_carry_it(
+    store: ScopeStore, redis_client: redis.Redis
+) -> None:
+    pending = Pending()
+    store.follow({"acme": True}, {"acme": (1, "open\t1.0\t\t1\t0")}, pending)
+    assert pending and store.slots.isolated() == set() and store.admission.entries() == {}
+    board = IncidentStore(redis_client, seen_ttl_s=3600).board(T0, pending=pending)
+    assert board.version == 0 and board.incidents == {}
+    assert not pending
+    assert store.slots.isolated() == {"acme"}
+    assert set(store.admission.entries()) == {"acme"}
+    pending.flush(redis_client)  # nothing left: no second write
+    assert store.slots.isolated() == {"acme"}
+
+
+def test_a_follow_nothing_carried_is_flushed(store: ScopeStore, redis_client: redis.Redis) -> None:
+    pending = Pending()
+    store.follow({"acme": True}, {"acme": (1, "open\t1.0\t\t1\t0")}, pending)
+    pending.flush(redis_client)
+    assert not pending and store.slots.isolated() == {"acme"}
+    assert set(store.admission.entries()) == {"acme"}
+
+
+def test_a_join_sends_its_deny_list_entry_with_the_board_read(
+    redis_server: RedisServer,
+    real_redis: redis.Redis,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A new tenant joining the open incident, on redis-server through the receiver's
+    own client: its deny-list entry goes to Redis in the board read's round trip (its
+    guard slot was taken before the commit)."""
+    client = open_client(redis_server.url, 2.0)
+    unguarded = replace(settings, max_isolated_percent=100)
+    app = create_app({"SETTINGS": unguarded, "REDIS_CLIENT": client, "SWEEPER": False})
+    api = app.test_client()
+    assert (
+        api.post("/webhook/alertmanager", json=isolate_alert("t0"), headers=WEBHOOK).status_code
+        == 200
+    )
+    sends: list[bytes] = []
+    original = Connection.send_packed_command
+
+    def counted(self: Connection, command: Any, check_health: bool = True) -> None:
+        sends.append(command)
+        original(self, command, check_health)
+
+    monkeypatch.setattr(Connection, "send_packed_command", counted)
+    reply = api.post("/webhook/alertmanager", json=isolate_alert("t1"), headers=WEBHOOK)
+    monkeypatch.undo()
+    assert reply.status_code == 200
+    assert [(t["to"], t["suppressed"]) for t in reply.json["transitions"]] == [("open", False)]
+    packed = [
+        b"".join(bytes(part) for part in c) if isinstance(c, list) else bytes(c) for c in sends
+    ]
+    deny_list, board = k.ADMISSION.encode(), k.INCIDENTS_STATE.encode()
+    carrying = [c for c in packed if deny_list in c]
+    assert len(carrying) == 1 and board in carrying[0] and b"HGETALL" in carrying[0]
+    store = app.extensions["blast_radius"].store
+    assert store.slots.isolated() == {"t0", "t1"}
+    assert {"t0", "t1"} <= set(store.admission.entries())
+
+
+def test_the_follow_is_sent_when_the_board_fails(
+    app: Flask, client: FlaskClient, store: ScopeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The breaker committed and the board read then failed: the delivery answers
+    5xx (Alertmanager retries), and the slot and deny-list entry are there anyway."""
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise redis.ConnectionError("board unreachable")
+
+    monkeypatch.setattr(IncidentStore, "board", broken)
+    reply = client.post("/webhook/alertmanager", json=isolate_alert("acme"), headers=WEBHOOK)
+    assert reply.status_code >= 500
+    assert store.slots.isolated() == {"acme"}
+    assert set(store.admission.entries()) == {"acme"}
