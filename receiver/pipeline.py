@@ -75,8 +75,7 @@ def apply(
 ) -> Outcome:
     s = services
     settings = s.settings
-    pending = Pending()
-    """What follows a delivery's breakers (slots, deny-list), sent with the board read."""
+    pending = Pending()  # what follows a delivery's breakers, sent with the board read
     if isinstance(item, Alerts):
         result = ingest(item.notification, s.store, settings, s.registry, now, pending)
         outcome = Outcome(result.transitions, ingest=result, source=item.source)
