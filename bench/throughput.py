@@ -276,6 +276,7 @@ def profile(singles: int) -> None:
     from receiver.api import webhook
     from receiver.config import load_settings
     from receiver.notify import dispatch
+    from receiver.store.client import open_client
     from receiver.store.incidents import IncidentStore
     from receiver.store.scopes import ScopeStore
     from receiver.store.slots import SlotStore
@@ -284,7 +285,9 @@ def profile(singles: int) -> None:
     handler = logs.configure("INFO")
     handler.setStream(open(os.devnull, "w"))  # type: ignore[attr-defined]  # noqa: SIM115
     try:
-        client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+        # The receiver's own client, as deployed: no SCRIPT EXISTS before each
+        # pipeline, and its packer (redis-py's own client does both differently).
+        client = open_client(redis_server.url, 5.0)
         env = {**TOKENS_ENV, "REDIS_URL": redis_server.url, "GUARD_MAX_ISOLATED_PERCENT": "100"}
         app = create_app({"SETTINGS": load_settings(env), "REDIS_CLIENT": client, "SWEEPER": False})
         test = app.test_client()
