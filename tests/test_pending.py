@@ -1,6 +1,7 @@
 """The writes that follow a delivery's breakers (guard slots, deny-list) ride on the
-board read's round trip, and are never dropped when nothing carries them. On
-fakeredis, redis-server, Sentinel and Cluster."""
+board read's round trip, a storm's deny-list goes at once from a sending thread, and
+none is ever dropped when nothing carries it. On fakeredis, redis-server, Sentinel
+and Cluster."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from receiver import create_app
 from receiver.config import Settings
 from receiver.store import ScopeStore
 from receiver.store import keys as k
+from receiver.store.admission import SYNC_ENTRIES
 from receiver.store.client import open_client
 from receiver.store.incidents import IncidentStore
-from receiver.store.pending import Pending
+from receiver.store.pending import EARLY_ENTRIES, Pending
 from tests.conftest import T0, WEBHOOK, isolate_alert
 from tests.servers import RedisServer
 
@@ -103,3 +105,36 @@ def test_the_follow_is_sent_when_the_board_fails(
     assert reply.status_code >= 500
     assert store.slots.isolated() == {"acme"}
     assert set(store.admission.entries()) == {"acme"}
+
+
+def test_a_storms_deny_list_goes_at_once_and_the_flush_waits_for_it(
+    store: ScopeStore, redis_client: redis.Redis
+) -> None:
+    """Past `EARLY_ENTRIES` the deny-list is not left for the board read (it would hold
+    it up while Redis applies it); its slots are, since the board reads them. More
+    entries than one `SYNC` call takes all land."""
+    tenants = [f"t{i:04d}" for i in range(max(EARLY_ENTRIES, SYNC_ENTRIES) + 200)]
+    pending = Pending()
+    store.follow(
+        {t: True for t in tenants}, {t: (1, "open\t1.0\t\t1\t0") for t in tenants}, pending
+    )
+    pipe = redis_client.pipeline(transaction=False)
+    assert pending.into(pipe) == 1  # the slots' SADD only
+    pipe.reset()
+    pending.flush(redis_client)
+    assert not pending
+    assert set(store.admission.entries()) == set(tenants)
+    assert store.admission.version() == 2  # one per SYNC call that changed entries
+    assert store.slots.isolated() == set(tenants)
+
+
+def test_an_early_write_that_fails_is_raised_after_the_rest_is_sent(
+    redis_client: redis.Redis,
+) -> None:
+    pending = Pending()
+    pending.add(lambda pipe: pipe.set("carried", "1"))
+    pending.add(lambda pipe: pipe.execute_command("NO-SUCH-COMMAND"), EARLY_ENTRIES, redis_client)
+    assert pending
+    with pytest.raises(redis.ResponseError):
+        pending.flush(redis_client)
+    assert redis_client.get("carried") == "1" and not pending

@@ -50,6 +50,9 @@ end
 if changed > 0 then redis.call('HINCRBY', KEYS[1], '_version', 1) end
 return changed
 """
+SYNC_ENTRIES = 1000
+"""Entries per `SYNC` call: a few milliseconds of Redis's time, so other clients'
+commands wait no longer than that."""
 ENTRY_STATES = frozenset({State.OPEN, State.HALF_OPEN, State.FORCED_OPEN})
 
 
@@ -121,5 +124,13 @@ class AdmissionStore:
         for tenant, (version, entry) in entries.items():
             if not tenant.startswith("_"):
                 args += [tenant, version, entry]
-        if args:
-            self._sync(keys=[k.ADMISSION, k.ADMISSION_VERSIONS], args=args, client=pipe)
+        if not args:
+            return
+        own = pipe is None
+        target = self.client.pipeline(transaction=False) if own else pipe
+        step = 3 * SYNC_ENTRIES
+        for i in range(0, len(args), step):
+            keys = [k.ADMISSION, k.ADMISSION_VERSIONS]
+            self._sync(keys=keys, args=args[i : i + step], client=target)
+        if own:
+            target.execute()

@@ -35,6 +35,14 @@ def _sender() -> ThreadPoolExecutor:
         return _executor[1]
 
 
+def send_soon(client: redis.Redis, fill: Fill) -> Future[list[Any]]:
+    """One pipeline of `fill`'s commands, sent from a sending thread while the caller
+    goes on; its replies (or error) in the future."""
+    pipe = client.pipeline(transaction=False)
+    fill(pipe)
+    return _sender().submit(pipe.execute)
+
+
 def execute_overlapped(client: redis.Redis, parts: Iterable[Fill]) -> list[Any]:
     """Each part's commands in a pipeline of its own, sent while the next part is
     built (`parts` may be a generator doing that work); the replies of all, in

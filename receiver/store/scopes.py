@@ -263,12 +263,15 @@ class ScopeStore:
         if not isolating and not entries:
             return
 
-        def fill(pipe: Any) -> None:
+        def slots(pipe: Any) -> None:
             self.slots.sync(isolating, pipe)
+
+        def deny_list(pipe: Any) -> None:
             self.admission.follow(entries, pipe)
 
         later = Pending() if pending is None else pending
-        later.add(fill)
+        later.add(slots)
+        later.add(deny_list, len(entries), self.client)
         if pending is None:
             later.flush(self.client)
 
