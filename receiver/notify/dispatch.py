@@ -141,7 +141,7 @@ def _drain_batch(hub: Hub, now: float) -> int:
         early = [incident_id for incident_id in by_incident if incident_id not in due_now]
         for incident_id, members in hub.updates.deferred(early).items():
             by_incident[incident_id].update(members)
-        found = hub.incidents.get_many(list(by_incident))
+        found = hub.incidents.outlines(list(by_incident))
         for incident_id, members in by_incident.items():
             incident = found.get(incident_id)
             if incident is None:

@@ -232,6 +232,12 @@ class IncidentStore:
         parts = [k.incident_part_key(incident_id, part) for part in PARTS]
         return [k.incident_key(incident_id), *parts]
 
+    def outlines(self, ids: Sequence[str]) -> dict[str, Incident]:
+        """Incidents with their headers read now, in one call, and their entries read
+        on first use: a message needs the tallies and the first few tenants, not an
+        incident's every alert (a storm's are ten thousand)."""
+        return self._changing(list(ids), _asked({})) if ids else {}
+
     def get_many(self, ids: Sequence[str], timeline: bool = False) -> dict[str, Incident]:
         """Whole incidents by id; `timeline` also reads their stored timelines and notes
         (to show them; a change needs neither, and new events are appended)."""
