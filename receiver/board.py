@@ -273,16 +273,17 @@ def apply_signals(draft: Draft, signals: Signals, isolated: Collection[str]) -> 
                     tenant = None if scope.startswith("_") else scope
                     _record(incident, alert, now, tenant, "")
                     draft.touch(incident)
+    incidents = list(draft.open.values())  # none opens from here on
     for event in signals.transitions:
         t = event.transition
-        for incident in list(draft.open.values()):
+        for incident in incidents:
             if event.tenant_id not in incident.tenants:
                 continue
             mark = " (suppressed)" if t.suppressed else ""
             incident.log(
                 t.at,
                 "breaker",
-                f"breaker {t.from_state.value} -> {t.to_state.value}{mark}: {t.reason}",
+                f"breaker {t.from_state} -> {t.to_state}{mark}: {t.reason}",
                 event.tenant_id,
             )
             if t.to_state is State.OPEN and not t.suppressed:
@@ -292,7 +293,7 @@ def apply_signals(draft: Draft, signals: Signals, isolated: Collection[str]) -> 
                 draft.notices.append(Notice("tenant_restored", incident.id, event.tenant_id))
             draft.touch(incident)
     for tenant_id, at in signals.opened_at.items():
-        for incident in list(draft.open.values()):
+        for incident in incidents:
             if tenant_id not in incident.tenants or tenant_id in incident.isolated_at:
                 continue
             incident.isolated_at[tenant_id] = at

@@ -154,16 +154,22 @@ def on_firing(
     alert names this tenant as the cause of a shared failure; the caller never holds
     it back, since isolating it is what contains the failure."""
     closed = breaker.state is State.CLOSED
-    breaker = Breaker(  # one copy, not one per field: a storm opens thousands
+    firing = breaker.firing | {fingerprint}
+    culprits = breaker.culprit | {fingerprint} if culprit else breaker.culprit
+    what = "noisy-neighbour alert" if culprit else "isolation alert"
+    if closed and hold is None and breaker.failure_count + 1 >= settings.failure_threshold:
+        # A trip, built in one step: a storm opens thousands.
+        opened = Breaker(State.OPEN, now, None, breaker.open_count + 1, 0, firing, culprits)
+        return opened, [Transition(State.CLOSED, State.OPEN, now, f"{what} {fingerprint} firing")]
+    breaker = Breaker(  # one copy, not one per field
         state=breaker.state,
         opened_at=breaker.opened_at,
         half_open_at=breaker.half_open_at,
         open_count=breaker.open_count,
         failure_count=breaker.failure_count + 1 if closed else breaker.failure_count,
-        firing=breaker.firing | {fingerprint},
-        culprit=breaker.culprit | {fingerprint} if culprit else breaker.culprit,
+        firing=firing,
+        culprit=culprits,
     )
-    what = "noisy-neighbour alert" if culprit else "isolation alert"
     if closed:
         if breaker.failure_count < settings.failure_threshold:
             return breaker, []

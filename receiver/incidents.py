@@ -181,16 +181,19 @@ class Incident:
     def _alert_changed(
         self, fingerprint: str, old: IncidentAlert | None, new: IncidentAlert | None
     ) -> None:
-        for alert, sign in ((old, -1), (new, 1)):
-            if alert is None:
-                continue
-            live = int(alert.status == "firing" and not alert.expired)
-            self.live_alerts += sign * live
-            key = alert.tenant_id or ""
-            tally = list(self.alert_tally.get(key) or [0, 0])
-            tally[0] += sign * live
-            tally[1] += sign
-            self.alert_tally[key] = tally
+        if old is not None:
+            self._tally(old, -1)
+        if new is not None:
+            self._tally(new, 1)
+
+    def _tally(self, alert: IncidentAlert, sign: int) -> None:
+        live = sign if alert.status == "firing" and not alert.expired else 0
+        self.live_alerts += live
+        key = alert.tenant_id or ""
+        tally = self.alert_tally.get(key)
+        self.alert_tally[key] = (
+            [live, sign] if tally is None else [tally[0] + live, tally[1] + sign]
+        )
 
     def tiers(self) -> set[Tier]:
         """The tiers of its tenants, from the tally (no walk over the tenants)."""

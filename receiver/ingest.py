@@ -253,10 +253,11 @@ def ingest(
         outcome.applied = fresh
         # Event time: a resolution counts from when it happened (endsAt), so a
         # late delivery cannot make a recovered tenant look still failing.
-        for at, alert in sorted(
-            ((_event_time(a, now), a) for a in fresh if a.kind is Kind.ISOLATE),
-            key=lambda pair: pair[0],
-        ):
+        isolating = [a for a in fresh if a.kind is Kind.ISOLATE]
+        if len(isolating) > 1:
+            isolating.sort(key=lambda a: _event_time(a, now))
+        for alert in isolating:
+            at = _event_time(alert, now)
             breaker, step = tick(breaker, at, breaker_settings)
             made += step
             if not alert.firing:

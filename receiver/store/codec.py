@@ -30,9 +30,13 @@ def breaker_values(breaker: Breaker) -> list[str]:
         _num(breaker.half_open_at),
         str(breaker.open_count),
         str(breaker.failure_count),
-        jsontext.dumps(sorted(breaker.firing)),
-        jsontext.dumps(sorted(breaker.culprit)),
+        _names(breaker.firing),
+        _names(breaker.culprit),
     ]
+
+
+def _names(values: frozenset[str]) -> str:
+    return jsontext.dumps(sorted(values)) if values else "[]"
 
 
 def breaker_from_fields(data: dict[str, str]) -> Breaker:

@@ -367,10 +367,15 @@ _COMMIT_KEYS = ("state", "transitions", "seen", "alerts", "tenant", "resolved")
 def _commit_args(change: Change, args: list[Any]) -> None:
     """One scope's part of a `COMMIT_SCOPES` call, appended to `args`."""
     values = breaker_values(change.breaker) if change.breaker is not None else []
-    transitions = sorted(change.transitions, key=lambda t: t.at)
+    transitions = change.transitions
+    if len(transitions) > 1:
+        transitions = sorted(transitions, key=lambda t: t.at)
     alerts = change.alerts
-    resolved = [fp for fp in alerts if fp in change.resolved]
-    firing = [fp for fp in alerts if fp not in change.resolved]
+    if change.resolved:
+        resolved = [fp for fp in alerts if fp in change.resolved]
+        firing = [fp for fp in alerts if fp not in change.resolved]
+    else:
+        resolved, firing = [], list(alerts)
     args += (change.expected_version, change.tier_label, len(values), *values)
     args += (len(transitions), *map(transition_json, transitions))
     args += (len(change.delivery_keys), *change.delivery_keys, len(alerts))
