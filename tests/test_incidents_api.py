@@ -495,3 +495,27 @@ def test_a_board_read_reads_the_incidents_open_at_its_last_read_with_the_state(
     assert again.incidents[incident_id].tenants.get("b00") is not None
     api.post(f"/api/v1/incidents/{incident_id}/resolve", headers=ADMIN)
     assert other.board(T0).incidents == {} and len(direct) == 1
+
+
+def test_a_payload_of_many_tenants_is_all_on_the_board_and_its_repeat_is_seen(
+    fleet: Flask, redis_client: redis.Redis
+) -> None:
+    """1,200 new tenants in one payload, more than one command of the board's commit
+    takes: every tenant is on an incident (isolated, or held back by the guard), the
+    board has seen every alert state, and the repeat changes nothing."""
+    fleet.config["MAX_CONTENT_LENGTH"] = 4 * 1024 * 1024
+    api = fleet.test_client()
+    tenants = [f"n{i:04d}" for i in range(1200)]
+    first = fail(api, *tenants)
+    assert first["accepted"] == 1200
+    listed = incidents(api, "?per_page=10")["items"]
+    counts = {i["scope"]: i["tenants_total"] for i in listed}
+    assert sum(counts.values()) == 1200
+    assert counts["tenant"] == (len(FLEET) + 1200) // 5  # the guard's 20% of all known
+    assert redis_client.zcard(k.INCIDENTS_SEEN) == 1200
+    for item in listed:
+        stored = redis_client.llen(k.timeline_key(item["id"]))
+        assert 0 < stored <= 1000  # type: ignore[operator]
+    again = fail(api, *tenants)
+    assert (again["accepted"], again["duplicates"], again["incidents"]) == (0, 1200, [])
+    assert incidents(api, "?per_page=10")["items"] == listed

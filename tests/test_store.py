@@ -11,6 +11,7 @@ import redis
 from receiver.breaker import Breaker, State, Transition
 from receiver.schemas import NotificationSchema
 from receiver.store import Change, ScopeStore, Snapshot
+from receiver.store import keys as k
 from receiver.store.commit import commit_scopes
 from receiver.store.retry import attempts
 from receiver.store.scope_scripts import BATCH_SCOPES, CHUNK, PART_SCOPES
@@ -32,6 +33,23 @@ def test_slots_are_granted_up_to_the_cap_first_come_first_served(scopes: ScopeSt
     scopes.slots.sync({"t1": False})
     assert scopes.slots.acquire("t3", 20, T0).granted
     assert scopes.slots.isolated() == {"t2", "t3"}
+
+
+def test_a_storms_slots_go_in_order_across_chunks_and_a_repeat_counts_once(
+    scopes: ScopeStore,
+) -> None:
+    """More tenants than one command of the script takes: the first 20% of the known
+    (indexed by the same call) get slots, in the order asked, each counted once
+    however often it is named; the others are refused with the same figures."""
+    tenants = [f"t{i:04d}" for i in range(CHUNK * 2 + 100)]
+    asked = [tenants[0], *tenants, tenants[1]]  # repeats of two granted tenants
+    granted = scopes.slots.acquire_many(asked, 20, T0)
+    cap = len(tenants) // 5
+    assert [t for t in tenants if granted[t].granted] == tenants[:cap]
+    assert {(s.known, s.cap) for s in granted.values()} == {(len(tenants), cap)}
+    assert [granted[t].isolated for t in tenants[cap - 2 : cap + 1]] == [cap - 1, cap, cap]
+    assert scopes.slots.isolated() == set(tenants[:cap])
+    assert scopes.client.zcard(k.TENANTS) == len(tenants)
 
 
 def test_a_cause_record_moves_only_forward_in_event_time(scopes: ScopeStore) -> None:

@@ -27,7 +27,15 @@ local parts = tonumber(ARGV[6])
 local i = 8
 local n = tonumber(ARGV[5])
 if n > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[2]) end
-for _ = 1, n do redis.call('ZADD', KEYS[4], ARGV[3], ARGV[i]); i = i + 1 end
+for c = 0, n - 1, 500 do
+  local scored = {}
+  for j = i + c, i + math.min(c + 500, n) - 1 do
+    scored[#scored + 1] = ARGV[3]
+    scored[#scored + 1] = ARGV[j]
+  end
+  redis.call('ZADD', KEYS[4], unpack(scored))
+end
+i = i + n
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
 n = tonumber(ARGV[i]); i = i + 1
@@ -45,7 +53,10 @@ for d = 8, #KEYS, width do
     if ARGV[i + 2] ~= '' then redis.call('ZADD', KEYS[3], ARGV[i + 2], id) end
   end
   n = tonumber(ARGV[i + 3]); i = i + 4
-  for _ = 1, n do redis.call('RPUSH', KEYS[d + 1], ARGV[i]); i = i + 1 end
+  for c = 0, n - 1, 1000 do
+    redis.call('RPUSH', KEYS[d + 1], unpack(ARGV, i + c, i + math.min(c + 1000, n) - 1))
+  end
+  i = i + n
   if n > 0 and redis.call('LLEN', KEYS[d + 1]) > 2 * cap then
     local first = redis.call('LINDEX', KEYS[d + 1], 0)
     redis.call('LTRIM', KEYS[d + 1], -(cap - 1), -1)

@@ -23,7 +23,9 @@ _HMGET_STATE = ", ".join(repr(name) for name in ("version", *BREAKER_FIELDS))
 # ARGV[1] now (epoch s), then per scope a count and that many delivery keys.
 # Returns per scope: the state hash's version and breaker fields (BREAKER_FIELDS'
 # order, "" for a missing one), its tier and tier label ("" if none), and the given
-# delivery keys it has seen (expiring after now). Read only.
+# delivery keys it has seen (expiring after now); or 0 for a scope with none of
+# these (a storm's new tenants: ten thousand small answers instead of big ones).
+# Read only.
 READ_SCOPES = f"""
 local now = tonumber(ARGV[1])
 local out = {{}}
@@ -42,9 +44,13 @@ for s = 1, #KEYS, 3 do
     i = upto + 1
   end
   local state = redis.call('HMGET', KEYS[s], {_HMGET_STATE})
-  for j = 1, #state do state[j] = state[j] or '' end
   local tenant = redis.call('HMGET', KEYS[s + 1], 'tier', 'tier_label')
-  out[#out + 1] = {{state, tenant[1] or '', tenant[2] or '', seen}}
+  if not state[1] and not state[2] and not tenant[1] and not tenant[2] and #seen == 0 then
+    out[#out + 1] = 0
+  else
+    for j = 1, #state do state[j] = state[j] or '' end
+    out[#out + 1] = {{state, tenant[1] or '', tenant[2] or '', seen}}
+  end
 end
 return out
 """

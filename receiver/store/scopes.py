@@ -163,7 +163,11 @@ class ScopeStore:
         """The snapshots `_queue_reads`' calls answered, taken from `replies`."""
         snapshots: dict[str, Snapshot] = {}
         for batch in batches:
-            for scope, (state, tier, label, seen) in zip(batch, next(replies), strict=True):
+            for scope, read in zip(batch, next(replies), strict=True):
+                if read == 0:  # nothing stored yet
+                    snapshots[scope] = Snapshot(scope, 0, _NEW_BREAKER)
+                    continue
+                state, tier, label, seen = read
                 if not state[0] and not state[1]:
                     # Never committed (a storm's new tenants): no breaker to parse.
                     breaker = _NEW_BREAKER
