@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property, lru_cache
 
+from receiver.quick_init import quick_init
+
 ZERO_TIME = "0001-01-01T00:00:00Z"
 """Alertmanager's way of saying an alert has no end yet."""
 NOISY_NEIGHBOR = "noisy_neighbor"
@@ -27,6 +29,7 @@ class Kind(StrEnum):
     PLATFORM = "platform"
 
 
+@quick_init
 @dataclass(frozen=True)
 class Alert:
     status: str
@@ -43,6 +46,8 @@ class Alert:
     kind: Kind = field(init=False, compare=False, repr=False)
     culprit: bool = field(init=False, compare=False, repr=False)
     """An isolation alert naming the tenant whose load exhausts a shared resource."""
+    victim: bool = field(init=False, compare=False, repr=False)
+    """A tenant failing together with the platform: recorded, never isolated."""
 
     def __post_init__(self) -> None:
         # Worked out once: a storm's payload asks each of 10,000 alerts a dozen times.
@@ -62,6 +67,7 @@ class Alert:
         put(self, "tenant_id", tenant_id)
         put(self, "kind", kind)
         put(self, "culprit", culprit)
+        put(self, "victim", kind is Kind.TENANT and labels.get("cause") == SHARED)
 
     @property
     def shared_cause(self) -> bool:
@@ -70,11 +76,6 @@ class Alert:
         return self.culprit or (
             self.kind is Kind.PLATFORM and self.labels.get("scope") == "platform"
         )
-
-    @property
-    def victim(self) -> bool:
-        """A tenant failing together with the platform: recorded, never isolated."""
-        return self.kind is Kind.TENANT and self.labels.get("cause") == SHARED
 
     @cached_property
     def delivery_key(self) -> str:

@@ -25,11 +25,13 @@ from receiver.incidents import (
     reprioritize,
     resolve,
 )
+from receiver.quick_init import quick_init
 from receiver.tenants import Tier
 
 SHARED_FAILURE = "suspected shared-resource failure"
 
 
+@quick_init
 @dataclass(frozen=True)
 class Notice:
     """Something about an incident that people may need to hear about. Committed to

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from receiver.config import BreakerSettings
+from receiver.quick_init import quick_init
 
 MAX_TICK_STEPS = 64
 
@@ -33,6 +34,7 @@ class Action(StrEnum):
     DISABLE = "disable"
 
 
+@quick_init
 @dataclass(frozen=True)
 class Breaker:
     state: State = State.CLOSED
@@ -50,6 +52,7 @@ class Breaker:
     released as a mere victim of the failure it caused."""
 
 
+@quick_init
 @dataclass(frozen=True)
 class Transition:
     from_state: State
@@ -60,6 +63,7 @@ class Transition:
     """True when the breaker would have moved but policy kept it (disabled)."""
 
 
+@quick_init
 @dataclass(frozen=True)
 class TransitionEvent:
     tenant_id: str

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from receiver.members import Hook, Members
+from receiver.quick_init import quick_init
 from receiver.tenants import TIER_POLICIES, Tier
 
 TIMELINE_CAP = 1000
@@ -91,6 +92,7 @@ class Event:
     tenant_id: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class IncidentAlert:
     """One alert's state on an incident; replaced, never changed in place, so the

@@ -75,9 +75,11 @@ class Members(MutableMapping[str, V]):
             self._absent.clear()
 
     def _get(self, key: str) -> V | None:
-        if not self._complete and key not in self._known and key not in self._absent:
+        value = self._known.get(key)  # values are never None: None is absent
+        if value is None and not self._complete and key not in self._absent:
             self.prefetch([key])
-        return self._known.get(key)
+            value = self._known.get(key)
+        return value
 
     def get(self, key: str, default: V | None = None) -> V | None:  # type: ignore[override]
         """`Mapping.get`, without the KeyError it raises and catches for every key
@@ -103,8 +105,10 @@ class Members(MutableMapping[str, V]):
     def __setitem__(self, key: str, value: V) -> None:
         old = self._get(key)
         self._known[key] = value
-        self._absent.discard(key)
-        self.deleted.discard(key)
+        if self._absent:
+            self._absent.discard(key)
+        if self.deleted:
+            self.deleted.discard(key)
         self.written[key] = value
         if old is None:
             self._count += 1

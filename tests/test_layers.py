@@ -26,6 +26,7 @@ DOMAIN = {
     "jsontext",
     "members",
     "postmortem",
+    "quick_init",
     "redis_url",
     "schemas",
     "tenants",

@@ -22,6 +22,7 @@ from redis.crc import key_slot
 from receiver import jsontext
 from receiver.breaker import Breaker, Transition
 from receiver.causes import SharedCause
+from receiver.quick_init import quick_init
 from receiver.store import keys as k
 from receiver.store.admission import AdmissionStore
 from receiver.store.causes import CauseStore
@@ -44,6 +45,7 @@ REFIRE_GRACE_S = 60.0
 (an HA peer's late delivery); after it, the same state firing again is new."""
 
 
+@quick_init
 @dataclass(frozen=True)
 class Snapshot:
     scope: str

@@ -10,6 +10,7 @@ from typing import Any
 
 import redis
 
+from receiver.quick_init import quick_init
 from receiver.store import keys as k
 from receiver.store.scope_scripts import CHUNK
 
@@ -91,6 +92,7 @@ return repaired
 """
 
 
+@quick_init
 @dataclass(frozen=True)
 class Slot:
     granted: bool
