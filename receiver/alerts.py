@@ -48,6 +48,11 @@ class Alert:
     """An isolation alert naming the tenant whose load exhausts a shared resource."""
     victim: bool = field(init=False, compare=False, repr=False)
     """A tenant failing together with the platform: recorded, never isolated."""
+    delivery_key: str = field(init=False, compare=False, repr=False)
+    """Identity of this alert *state*: a repeat of it is a duplicate delivery.
+
+    A firing alert's `endsAt` is left out because some Alertmanager versions move it
+    forward on every re-send of the same firing alert."""
 
     def __post_init__(self) -> None:
         # Worked out once: a storm's payload asks each of 10,000 alerts a dozen times.
@@ -62,12 +67,16 @@ class Alert:
         else:
             kind = Kind.TENANT
         culprit = kind is Kind.ISOLATE and labels.get("cause") == NOISY_NEIGHBOR
-        put = object.__setattr__
-        put(self, "firing", self.status == "firing")
-        put(self, "tenant_id", tenant_id)
-        put(self, "kind", kind)
-        put(self, "culprit", culprit)
-        put(self, "victim", kind is Kind.TENANT and labels.get("cause") == SHARED)
+        firing = self.status == "firing"
+        state = (self.fingerprint, self.status, self.starts_at)
+        self.__dict__.update(  # frozen: past the refusing __setattr__, as quick_init does
+            firing=firing,
+            tenant_id=tenant_id,
+            kind=kind,
+            culprit=culprit,
+            victim=kind is Kind.TENANT and labels.get("cause") == SHARED,
+            delivery_key=_state_key(state if firing else (*state, self.ends_at)),
+        )
 
     @property
     def shared_cause(self) -> bool:
@@ -78,21 +87,13 @@ class Alert:
         )
 
     @cached_property
-    def delivery_key(self) -> str:
-        """Identity of this alert *state*: a repeat of it is a duplicate delivery.
-
-        A firing alert's `endsAt` is left out because some Alertmanager versions
-        move it forward on every re-send of the same firing alert."""
-        parts = [self.fingerprint, self.status, self.starts_at]
-        if not self.firing:
-            parts.append(self.ends_at)
-        return hashlib.blake2b("|".join(parts).encode(), digest_size=12).hexdigest()
-
-    @cached_property
     def firing_key(self) -> str:
         """The delivery key this alert had while it was firing."""
-        parts = [self.fingerprint, "firing", self.starts_at]
-        return hashlib.blake2b("|".join(parts).encode(), digest_size=12).hexdigest()
+        return _state_key((self.fingerprint, "firing", self.starts_at))
+
+
+def _state_key(parts: tuple[str, ...]) -> str:
+    return hashlib.blake2b("|".join(parts).encode(), digest_size=12).hexdigest()
 
 
 @dataclass(frozen=True)
