@@ -127,6 +127,7 @@ def _drain_batch(hub: Hub, now: float) -> int:
         # Due now: also those deferred before the interval was set to 0.
         due_now: dict[str, set[str]] = {i: set() for i in batch.due}
         due_now.update(hub.updates.deferred(batch.due))
+        carried = dict(due_now)  # what was deferred when read: the message carries it
         for incident_id, members in due_now.items():
             by_incident[incident_id].update(members)
         deferred: dict[str, tuple[set[str], float]] = {}
@@ -141,13 +142,14 @@ def _drain_batch(hub: Hub, now: float) -> int:
         early = [incident_id for incident_id in by_incident if incident_id not in due_now]
         for incident_id, members in hub.updates.deferred(early).items():
             by_incident[incident_id].update(members)
+            carried[incident_id] = members
         found = hub.incidents.outlines(list(by_incident))
         for incident_id, members in by_incident.items():
             incident = found.get(incident_id)
             if incident is None:
-                hub.updates.sent(incident_id, now, final=True, carried=members)
+                hub.updates.sent(incident_id, now, final=True, carried=())
             else:
-                _notify(hub, incident, members, now)
+                _notify(hub, incident, members, now, carried.get(incident_id, set()))
     except BaseException:
         hub.updates.unlock(batch)
         raise
@@ -164,9 +166,10 @@ def _changes(members: set[str]) -> dict[str, list[str]]:
     return changes
 
 
-def _notify(hub: Hub, incident: Incident, members: set[str], now: float) -> None:
+def _notify(hub: Hub, incident: Incident, members: set[str], now: float, carried: set[str]) -> None:
     """One message about the incident, reporting its notices as one event and saying
-    which tenants each was about."""
+    which tenants each was about; `carried` are those of them read from its deferred
+    update, which the message takes off it."""
     kinds = sorted(kinds_of(members))
     target = escalation_target(hub, incident.escalation_level)
     states = _states(hub, incident, now)
@@ -184,7 +187,7 @@ def _notify(hub: Hub, incident: Incident, members: set[str], now: float) -> None
     )
     if {"opened", "priority_raised", "escalated"} & set(kinds):
         schedule_escalation(hub, incident)
-    hub.updates.sent(incident.id, now, final=not incident.is_open, carried=members)
+    hub.updates.sent(incident.id, now, final=not incident.is_open, carried=carried)
 
 
 def retry_in(hub: Hub, delivery: Delivery, delay_s: float) -> None:
