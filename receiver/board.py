@@ -141,7 +141,7 @@ class Draft:
         return None
 
     def current(self, scope: Scope) -> Incident | None:
-        key = f"current:{scope.value}"
+        key = f"current:{scope}"
         incident_id = self.fields.get(key) or self.stored.get(key)
         incident = self.open.get(incident_id or "")
         if incident is None:

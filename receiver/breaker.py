@@ -73,8 +73,8 @@ class TransitionEvent:
         t = self.transition
         return {
             "tenant_id": self.tenant_id,
-            "from": t.from_state.value,
-            "to": t.to_state.value,
+            "from": t.from_state,  # StrEnums: their values as they are
+            "to": t.to_state,
             "at": t.at,
             "reason": t.reason,
             "suppressed": t.suppressed,

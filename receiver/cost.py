@@ -19,7 +19,7 @@ class Impact:
 
 
 def tenants_cost_per_hour(tiers: Iterable[Tier], hourly_cost: Mapping[str, float]) -> float:
-    return float(sum(hourly_cost[tier.value] for tier in tiers))
+    return float(sum(hourly_cost[tier] for tier in tiers))  # a Tier is its name
 
 
 def tally_cost_per_hour(tier_counts: Mapping[str, int], hourly_cost: Mapping[str, float]) -> float:

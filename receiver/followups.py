@@ -87,9 +87,7 @@ def log_transitions(events: Sequence[TransitionEvent]) -> None:
         )
     rest = events[LOGGED_TRANSITIONS:]
     if rest:
-        moves = Counter(
-            f"{e.transition.from_state.value} -> {e.transition.to_state.value}" for e in rest
-        )
+        moves = Counter(f"{e.transition.from_state} -> {e.transition.to_state}" for e in rest)
         log.info(
             "%d more breaker transitions in this batch: %s",
             len(rest),

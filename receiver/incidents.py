@@ -290,9 +290,7 @@ def add_tenant(
     `rank=False` the caller reprioritizes once after adding many."""
     joined = tenant_id not in incident.tenants
     if joined:
-        incident.log(
-            now, "tenant_joined", f"tenant {tenant_id} ({tier.value}) joined: {why}", tenant_id
-        )
+        incident.log(now, "tenant_joined", f"tenant {tenant_id} ({tier}) joined: {why}", tenant_id)
     incident.tenants[tenant_id] = tier
     if rank:
         reprioritize(incident, now)

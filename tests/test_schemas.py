@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError, fields
 
 from receiver import schemas
 from receiver.alerts import Alert, Notification
@@ -126,6 +126,23 @@ def test_a_payload_gets_the_same_alerts_and_rejections_as_from_the_schema_alone(
     assert len(loaded.alerts) == len(ACCEPTED) + len(UNSURE)
     assert {"fingerprint": "", "reason": "not an object"} in loaded.rejected
     assert any("Not a valid string." in r["reason"] for r in loaded.rejected)
+
+
+@pytest.mark.parametrize("alerts", [{"0": {}}, "alerts", 3, None])
+def test_alerts_that_are_not_a_list_are_refused_as_a_list_field_refuses_them(
+    alerts: Any,
+) -> None:
+    """The alert list is taken without passing each item through a field; anything
+    but a list still gets a plain list field's own reason."""
+
+    class Plain(Schema):
+        alerts = fields.List(fields.Raw(), required=True)
+
+    with pytest.raises(ValidationError) as plain:
+        Plain().load({"alerts": alerts})
+    with pytest.raises(ValidationError) as ours:
+        NotificationSchema(limits=LIMITS).load(notification(alerts))
+    assert ours.value.messages["alerts"] == plain.value.messages["alerts"]
 
 
 TEXT = st.one_of(

@@ -67,7 +67,7 @@ def entry_of(breaker: Breaker) -> str:
 
     firing = "1" if breaker.firing else "0"
     times = (num(breaker.opened_at), num(breaker.half_open_at))
-    return "\t".join((breaker.state.value, *times, str(breaker.open_count), firing))
+    return "\t".join((breaker.state, *times, str(breaker.open_count), firing))
 
 
 @dataclass(frozen=True)

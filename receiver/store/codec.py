@@ -25,7 +25,7 @@ def _num(value: float | None) -> str:
 def breaker_values(breaker: Breaker) -> list[str]:
     """The breaker's fields' values, in `BREAKER_FIELDS`' order."""
     return [
-        breaker.state.value,
+        breaker.state,  # a StrEnum: its value as it is
         _num(breaker.opened_at),
         _num(breaker.half_open_at),
         str(breaker.open_count),
@@ -61,8 +61,8 @@ def breaker_from_fields(data: dict[str, str]) -> Breaker:
 def transition_json(transition: Transition) -> str:
     return jsontext.dumps(
         {
-            "from": transition.from_state.value,
-            "to": transition.to_state.value,
+            "from": transition.from_state,
+            "to": transition.to_state,
             "at": transition.at,
             "reason": transition.reason,
             "suppressed": transition.suppressed,

@@ -78,6 +78,8 @@ The notification queue itself is rq's, under its own `rq:` prefix.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 PREFIX = "br"
 GLOBAL_TAG = "_global"
 INCIDENTS_TAG = "_incidents"
@@ -111,6 +113,12 @@ UPDATES_DUE = f"{PREFIX}:{{{INCIDENTS_TAG}}}:update-due"
 
 def scope_key(scope: str, name: str) -> str:
     return f"{PREFIX}:{{{scope}}}:{name}"
+
+
+def scope_keys(scope: str, names: Sequence[str]) -> list[str]:
+    """`scope_key` of each name, the scope's part built once (a storm builds 90,000)."""
+    base = f"{PREFIX}:{{{scope}}}:"
+    return [base + name for name in names]
 
 
 def incident_key(incident_id: str) -> str:

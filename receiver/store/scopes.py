@@ -153,7 +153,7 @@ class ScopeStore:
             keys: list[str] = []
             args: list[Any] = [repr(now)]
             for scope in batch:
-                keys += (_key(scope, "state"), _key(scope, "tenant"), _key(scope, "seen"))
+                keys += k.scope_keys(scope, _READ_KEYS)
                 delivery_keys = scopes[scope]
                 args.append(len(delivery_keys))
                 args += delivery_keys
@@ -230,7 +230,7 @@ class ScopeStore:
                     keys: list[str] = []
                     args = list(header)
                     for i in batch:
-                        keys += [_key(taken[i].scope, name) for name in _COMMIT_KEYS]
+                        keys += k.scope_keys(taken[i].scope, _COMMIT_KEYS)
                         _commit_args(taken[i], args)
                     self._commit(keys=keys, args=args, client=pipe)
                 if with_known and known:
@@ -368,6 +368,7 @@ class ScopeStore:
 _key = k.scope_key
 _NEW_BREAKER = Breaker()
 _COMMIT_KEYS = ("state", "transitions", "seen", "alerts", "tenant", "resolved")
+_READ_KEYS = ("state", "tenant", "seen")
 
 
 def _commit_args(change: Change, args: list[Any]) -> None:
