@@ -7,7 +7,7 @@ runs on the same machine. The blast-radius guard is off (GUARD_MAX_ISOLATED_PERC
 =100): every alert names a new tenant, and each of them is isolated.
 
 Measures, each for the receiver and for the floor:
-- single-alert posts at concurrency 8 (a thread pool, one requests.Session each):
+- single-alert posts at concurrency 8 (a thread pool, one `bench.sender` session each):
   throughput and p50/p99 latency, for `--new` tenants failing one after another
   (all join one incident) and for duplicate re-deliveries of those alerts;
 - one payload of 1,000 and of 10,000 alerts (distinct tenants, Redis emptied
@@ -39,8 +39,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-import requests
 
+from bench.sender import Answer, Session, encoded
 from tests.conftest import READER, TOKENS_ENV, WEBHOOK, isolate_alert
 from tests.servers import Receiver, RedisServer
 
@@ -86,13 +86,11 @@ class Run:
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
 
 
-def load(
-    call: Callable[[requests.Session, int], requests.Response], count: int, threads: int
-) -> Run:
+def load(call: Callable[[Session, int], Answer], count: int, threads: int) -> Run:
     """`count` calls over `threads` threads, each with its own session."""
 
     def worker(offset: int) -> tuple[list[float], list[int]]:
-        session = requests.Session()
+        session = Session()
         times, codes = [], []
         for i in range(offset, count, threads):
             start = time.perf_counter()
@@ -108,8 +106,10 @@ def load(
     return Run(time.perf_counter() - start, [t for ts, _ in results for t in ts], dict(failed))
 
 
-def poster(url: str, bodies: list[dict[str, Any]]) -> Callable[[requests.Session, int], Any]:
-    return lambda session, i: session.post(url, json=bodies[i], headers=WEBHOOK, timeout=60)
+def poster(url: str, bodies: list[dict[str, Any]]) -> Callable[[Session, int], Answer]:
+    """Posts of `bodies` by index, each encoded now, before any clock starts."""
+    sent = [encoded(body) for body in bodies]
+    return lambda session, i: session.post(url, data=sent[i], headers=WEBHOOK, timeout=60)
 
 
 def line(name: str, run: Run, floor: Run | None = None) -> str:
@@ -123,12 +123,12 @@ def line(name: str, run: Run, floor: Run | None = None) -> str:
 
 def big(url: str, size: int, rounds: int, flush: Callable[[], None]) -> list[float]:
     times = []
-    session = requests.Session()
+    session = Session()
     for r in range(rounds):
         flush()
-        body = grouped(size, f"b{r}x")
+        body = encoded(grouped(size, f"b{r}x"))
         start = time.perf_counter()
-        response = session.post(url, json=body, headers=WEBHOOK, timeout=120)
+        response = session.post(url, data=body, headers=WEBHOOK, timeout=120)
         times.append(time.perf_counter() - start)
         response.raise_for_status()
         assert response.json()["accepted"] == size, response.text[:200]
@@ -156,7 +156,7 @@ def served(server: Receiver, since: int, path: str) -> str:
 def measured(
     server: Receiver,
     path: str,
-    call: Callable[[requests.Session, int], Any],
+    call: Callable[[Session, int], Answer],
     count: int,
     threads: int,
 ) -> tuple[Run, str]:
@@ -209,7 +209,7 @@ def bench(singles: int, new_tenants: int, rounds: int, only_payloads: bool = Fal
         print(line(f"receiver: 1 alert, {new_tenants} new tenants", new, base) + new_s)
         print(line("receiver: 1 alert, duplicate", dup, base) + dup_s)
 
-        def admission(url: str) -> Callable[[requests.Session, int], Any]:
+        def admission(url: str) -> Callable[[Session, int], Answer]:
             return lambda session, i: session.get(
                 f"{url}/api/v1/tenants/s{i % new_tenants}/admission", headers=READER, timeout=10
             )

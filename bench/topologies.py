@@ -39,10 +39,10 @@ from pathlib import Path
 from typing import Any
 
 import redis
-import requests
 
 from bench import cluster_storm, failover, hotkeys
 from bench.deployments import ENV, HOOK, JOINS, NAMES, Deployment, deployment, receiver
+from bench.sender import Session
 from bench.storm import bodies, p99_ms, post_all, rate, run_storm, workers_cpu_s
 from bench.throughput import CONCURRENCY, WORKERS, big, gunicorn, load, served_ms
 from tests.conftest import READER
@@ -58,12 +58,12 @@ def checks(server: Receiver, floor: Receiver, count: int, posts: int) -> Figures
     admission = "/api/v1/tenants/"
     gate_headers = {**READER, "X-Tenant-ID": "ok"}
 
-    def ask(url: str) -> Callable[[requests.Session, int], Any]:
+    def ask(url: str) -> Callable[[Session, int], Any]:
         return lambda s, i: s.get(
             f"{url}{admission}t{i % posts:05d}/admission", headers=READER, timeout=10
         )
 
-    def gate(url: str) -> Callable[[requests.Session, int], Any]:
+    def gate(url: str) -> Callable[[Session, int], Any]:
         return lambda s, i: s.get(f"{url}/gate", headers=gate_headers, timeout=10)
 
     out: Figures = {}
