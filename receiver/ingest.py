@@ -216,11 +216,18 @@ def ingest(
         read = store.read_delivery(scopes, now, index=tenants, board_keys=board_keys)
         first_read, result.board_unseen = read.snapshots, read.board_unseen
         shared.append(read.cause)
-    slots = _presume_slots(store, settings, first_read, firing_keys, now)
+    # One Redis takes a trip's guard slot in the commit; a cluster takes them first.
+    in_commit = store.commits_slots
+    slots = {} if in_commit else _presume_slots(store, settings, first_read, firing_keys, now)
 
-    def hold(scope: str) -> str | None:
-        """Ask the blast-radius guard for an isolation slot; the reason if refused."""
+    def hold(change: Change) -> str | None:
+        """The blast-radius guard's reason to hold this trip back, if it refused a
+        slot; a slot not yet asked for is asked for (with the commit, if it can)."""
+        scope = change.scope
         if scope not in slots:
+            if in_commit:
+                change.slot = True
+                return None
             slots[scope] = store.slots.acquire(scope, settings.max_isolated_percent, now)
         slot = slots[scope]
         if slot.granted:
@@ -266,7 +273,7 @@ def ingest(
             else:
                 reason = None
                 if not alert.culprit and would_trip(breaker, breaker_settings):
-                    reason = shared_hold() or hold(scope)
+                    reason = shared_hold() or hold(change)
                 breaker, step = on_firing(
                     breaker, alert.fingerprint, at, breaker_settings, reason, alert.culprit
                 )
@@ -290,7 +297,14 @@ def ingest(
         return change, outcome
 
     outcomes: dict[str, ScopeOutcome] = commit_scopes(
-        store, scopes, compute, now, first_read=first_read, taken=slots, later=pending
+        store,
+        scopes,
+        compute,
+        now,
+        first_read=first_read,
+        taken=slots,
+        later=pending,
+        max_isolated_percent=settings.max_isolated_percent,
     )
     for scope, outcome in outcomes.items():
         result.accepted += len(outcome.applied)

@@ -57,16 +57,16 @@ def test_a_join_sends_its_deny_list_entry_with_the_board_read(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A new tenant joining the open incident, on redis-server through the receiver's
-    own client: its deny-list entry goes to Redis in the board read's round trip (its
-    guard slot was taken before the commit)."""
+    own client, in four round trips once the process has read the board before: the
+    read, the commit (which takes its guard slot), the board read (which carries its
+    deny-list entry) and the board commit."""
     client = open_client(redis_server.url, 2.0)
     unguarded = replace(settings, max_isolated_percent=100)
     app = create_app({"SETTINGS": unguarded, "REDIS_CLIENT": client, "SWEEPER": False})
     api = app.test_client()
-    assert (
-        api.post("/webhook/alertmanager", json=isolate_alert("t0"), headers=WEBHOOK).status_code
-        == 200
-    )
+    for tenant in ("t0", "t1"):
+        reply = api.post("/webhook/alertmanager", json=isolate_alert(tenant), headers=WEBHOOK)
+        assert reply.status_code == 200
     sends: list[bytes] = []
     original = Connection.send_packed_command
 
@@ -75,7 +75,7 @@ def test_a_join_sends_its_deny_list_entry_with_the_board_read(
         original(self, command, check_health)
 
     monkeypatch.setattr(Connection, "send_packed_command", counted)
-    reply = api.post("/webhook/alertmanager", json=isolate_alert("t1"), headers=WEBHOOK)
+    reply = api.post("/webhook/alertmanager", json=isolate_alert("t2"), headers=WEBHOOK)
     monkeypatch.undo()
     assert reply.status_code == 200
     assert [(t["to"], t["suppressed"]) for t in reply.json["transitions"]] == [("open", False)]
@@ -85,9 +85,11 @@ def test_a_join_sends_its_deny_list_entry_with_the_board_read(
     deny_list, board = k.ADMISSION.encode(), k.INCIDENTS_STATE.encode()
     carrying = [c for c in packed if deny_list in c]
     assert len(carrying) == 1 and board in carrying[0] and b"HGETALL" in carrying[0]
+    assert len(packed) == 4 and packed.index(carrying[0]) == 2
+    assert [k.ISOLATED.encode() in c for c in packed] == [False, True, False, False]
     store = app.extensions["blast_radius"].store
-    assert store.slots.isolated() == {"t0", "t1"}
-    assert {"t0", "t1"} <= set(store.admission.entries())
+    assert store.slots.isolated() == {"t0", "t1", "t2"}
+    assert {"t0", "t1", "t2"} <= set(store.admission.entries())
     client.close()
 
 

@@ -15,6 +15,7 @@ from receiver.store import keys as k
 from receiver.store.commit import commit_scopes
 from receiver.store.retry import attempts
 from receiver.store.scope_scripts import BATCH_SCOPES, CHUNK, PART_SCOPES
+from receiver.store.slots import Slot
 from tests.conftest import T0, isolate_alert
 
 
@@ -65,6 +66,62 @@ def test_a_cause_record_moves_only_forward_in_event_time(scopes: ScopeStore) -> 
     scopes.causes.record(firing.alerts, T0 + 401)
     cause = scopes.causes.read(T0 + 401)
     assert cause.active == [] and cause.ended_at == T0 + 300  # the alert's endsAt
+
+
+def _trip(scope: str, version: int) -> Change:
+    opened = Breaker(State.OPEN, opened_at=T0, open_count=1, firing=frozenset({"fp"}))
+    return Change(scope, version, breaker=opened, slot=True)
+
+
+def test_a_trip_commits_only_with_the_guard_slot_it_takes(scopes: ScopeStore) -> None:
+    """10 known tenants at 20%: two slots. Three trips ask the commit for theirs: the
+    first two commit holding one, the third is refused with the guard's figures and
+    left as it was. On a cluster the slots live in another hash slot than the scopes:
+    there a commit takes none, and says so rather than trip without one."""
+    scopes.add_known([f"t{i}" for i in range(10)], T0)
+    trips = [_trip(t, 0) for t in ("t1", "t2", "t3")]
+    if not scopes.commits_slots:
+        with pytest.raises(ValueError, match="guard slot"):
+            scopes.commit(trips, T0, max_isolated_percent=20)
+        assert scopes.read({"t1": []}, T0)["t1"].version == 0
+        return
+    assert scopes.commit(trips, T0, max_isolated_percent=20) == [1, 1, Slot(False, 2, 10, 2)]
+    assert scopes.slots.isolated() == {"t1", "t2"}
+    read = scopes.read({t: [] for t in ("t1", "t3")}, T0)
+    assert read["t1"].breaker.state is State.OPEN
+    assert (read["t3"].version, read["t3"].breaker) == (0, Breaker())
+    assert scopes.commit([_trip("t1", 1)], T0, max_isolated_percent=20) == [2]  # keeps its own
+
+
+def test_a_trip_the_guard_refused_is_computed_again_from_the_same_read(
+    real_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The only slot is held: the commit refuses `t1`'s trip, puts the refusal in
+    `taken`, and computes `t1` again from the read it had (no second read), which
+    now holds the trip back and commits."""
+    scopes = ScopeStore(real_redis, log_cap=10, seen_ttl_s=3600)
+    scopes.add_known(["t0", "t1", "t2"], T0)
+    assert scopes.slots.acquire("t0", 34, T0).granted
+    first = scopes.read({"t1": []}, T0)
+    taken: dict[str, Slot] = {}
+
+    def compute(snapshot: Snapshot) -> tuple[Change | None, str]:
+        refused = taken.get(snapshot.scope)
+        if refused is None:
+            return _trip(snapshot.scope, snapshot.version), "tripped"
+        return Change(snapshot.scope, snapshot.version, breaker=Breaker()), f"held at {refused}"
+
+    def no_second_read(*args: object) -> None:
+        raise AssertionError("read again")
+
+    monkeypatch.setattr(scopes, "read", no_second_read)
+    result = commit_scopes(
+        scopes, {"t1": []}, compute, T0, first_read=first, taken=taken, max_isolated_percent=34
+    )
+    monkeypatch.undo()
+    assert result == {"t1": f"held at {Slot(False, 1, 3, 1)}"}
+    assert scopes.slots.isolated() == {"t0"}
+    assert scopes.read({"t1": []}, T0)["t1"].version == 1
 
 
 def test_a_commit_that_lost_its_race_is_recomputed_from_a_fresh_read(

@@ -4,7 +4,7 @@ so each breaker transition is recorded exactly once however many workers race.""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
 
 from receiver.alerts import PLATFORM_SCOPE
@@ -25,11 +25,16 @@ def commit_scopes(
     now: float,
     known: Iterable[str] = (),
     first_read: Mapping[str, Snapshot] | None = None,
-    taken: Mapping[str, Slot] | None = None,
+    taken: MutableMapping[str, Slot] | None = None,
     later: Pending | None = None,
+    max_isolated_percent: float | None = None,
 ) -> dict[str, Any]:
     """Read, compute and commit each scope, re-reading the ones that moved.
     `first_read`, if given, is a fresh read of exactly `scopes` to start from.
+
+    A change that trips a tenant may ask the commit for its guard slot (`Change.slot`,
+    under `max_isolated_percent`). A refused slot goes in `taken` and the scope is
+    computed again from the same read, for `compute` to find it there.
 
     `compute` returns the change to write (or None) and a result to hand back; a
     result counts only from the attempt whose commit won. Afterwards the guard's
@@ -42,16 +47,22 @@ def commit_scopes(
     final: dict[str, bool] = {}
     entries: dict[str, tuple[int, str]] = {}
     unchanged: dict[str, bool] = {}
+    granted: set[str] = set()
     pending = dict(scopes)
     known = list(known)
+    taken = {} if taken is None else taken
+    again: dict[str, Snapshot] = {}
     for attempt_no in attempts():
         if attempt_no == 0 and first_read is not None:
             snapshots = dict(first_read)
         else:
-            snapshots = store.read(pending, now)
+            moved = {scope: keys for scope, keys in pending.items() if scope not in again}
+            snapshots = {**again, **(store.read(moved, now) if moved else {})}
+        again = {}
         changes: list[Change] = []
         attempt: dict[str, Any] = {}
-        versions = store.commit(_computed(snapshots, compute, attempt, changes), now, known)
+        computed = _computed(snapshots, compute, attempt, changes)
+        versions = store.commit(computed, now, known, max_isolated_percent)
         committing = {change.scope for change in changes}
         for scope, result in attempt.items():
             if scope not in committing:
@@ -60,20 +71,26 @@ def commit_scopes(
         known = []
         retry: dict[str, Sequence[str]] = {}
         for change, version in zip(changes, versions, strict=True):
-            if version:
+            if isinstance(version, Slot):
+                taken[change.scope] = version
+                again[change.scope] = snapshots[change.scope]
+                retry[change.scope] = pending[change.scope]
+            elif version:
                 results[change.scope] = attempt[change.scope]
                 unchanged.pop(change.scope, None)
+                if change.slot:
+                    granted.add(change.scope)
                 if change.breaker is not None:
                     final[change.scope] = change.breaker.state in ISOLATING
                     entries[change.scope] = (version, entry_of(change.breaker))
             else:
                 retry[change.scope] = pending[change.scope]
         if not retry:
-            for scope, slot in (taken or {}).items():
+            for scope, slot in taken.items():
                 if slot.granted and scope in unchanged and not unchanged[scope]:
                     final[scope] = False
             final.pop(PLATFORM_SCOPE, None)
-            held = {scope for scope, slot in (taken or {}).items() if slot.granted}
+            held = granted | {scope for scope, slot in taken.items() if slot.granted}
             final = {
                 s: isolating for s, isolating in final.items() if not (isolating and s in held)
             }

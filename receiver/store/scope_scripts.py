@@ -17,6 +17,27 @@ PART_SCOPES = 2000
 CHUNK = 500
 """Values per `unpack`, well inside Lua's stack limit."""
 
+TAKE_SLOT = """
+local guard = {}
+local function take_slot(isolated, known, percent, tenant)
+  if not guard.known then
+    guard.known = redis.call('ZCARD', known)
+    guard.held = redis.call('SCARD', isolated)
+  end
+  guard.cap = math.max(1, math.floor(guard.known * tonumber(percent) / 100))
+  if redis.call('SISMEMBER', isolated, tenant) == 1 then return 1 end
+  if guard.held >= guard.cap then return 0 end
+  redis.call('SADD', isolated, tenant)
+  guard.held = guard.held + 1
+  return 1
+end
+"""
+"""Lua taking one of the guard's isolation slots for a tenant, for the scripts that
+decide on one: `take_slot(isolated set, known tenants zset, max isolated percent,
+tenant)` is 1 if the tenant holds a slot after it (one it already held, or one taken
+while fewer than the cap are held), else 0; `guard` then has the known tenants, the
+held slots and the cap. A call reads the counts once and keeps them up to date."""
+
 _HMGET_STATE = ", ".join(repr(name) for name in ("version", *BREAKER_FIELDS))
 
 # KEYS: per scope its state hash, tenant hash and seen zset (one hash tag each).
@@ -56,25 +77,34 @@ return out
 """
 
 # KEYS: per scope six keys, one hash tag (one cluster slot): its state hash,
-# transitions list, seen zset, alerts hash, tenant hash and resolved zset.
+# transitions list, seen zset, alerts hash, tenant hash and resolved zset; then, if
+# ARGV[6] is not "", the guard's isolated set and known tenants zset (one Redis, not
+# a cluster: they are in another slot).
 # ARGV[1] now (epoch s), ARGV[2] seen expiry, ARGV[3] transition log cap, ARGV[4] the
 # time before which resolved alerts are forgotten (up to 100 per scope per call),
 # ARGV[5] when the firing state of an alert that resolved stops being a duplicate
 # (a late copy of it is still one for a while; a real re-fire with the same start
 # after that counts; a key's expiry is only ever brought forward), ARGV[6] the
-# number of breaker fields and their names. Then per scope: the version it was read
-# at, its tier label ("" leaves it), and seven counted lists, each a count then its
+# guard's max isolated percent or "", ARGV[7] the number of breaker fields and their
+# names. Then per scope: the version it was read at, its tier label ("" leaves it),
+# the tenant if the change trips it ("" if not: then it commits only if the tenant
+# holds a guard slot, taken here), and seven counted lists, each a count then its
 # items: the breaker's field values (none, or one per name), transitions (JSON),
 # delivery keys, alert fingerprint/JSON pairs (counted in pairs), the fingerprints
 # of those alerts that are resolved, of those that fire, and the delivery keys to
 # expire.
-# Returns per scope its new version, or 0 if its version moved since the caller
-# read it: that scope is left as it was.
-COMMIT_SCOPES = f"""
+# Returns per scope its new version; 0 if its version moved since the caller read
+# it; or, for a trip the guard refused, the slots held, the known tenants and the
+# cap. A scope not given a new version is left as it was.
+COMMIT_SCOPES = (
+    TAKE_SLOT
+    + f"""
 local now, seen_until, cap = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local forget_before, expire_at = ARGV[4], ARGV[5]
-local names = tonumber(ARGV[6])
-local i = 7 + names
+local forget_before, expire_at, percent = ARGV[4], ARGV[5], ARGV[6]
+local names = tonumber(ARGV[7])
+local i = 8 + names
+local scoped = #KEYS
+if percent ~= '' then scoped = scoped - 2 end
 local function counted(width)
   local n = tonumber(ARGV[i])
   local from = i + 1
@@ -91,9 +121,9 @@ local function bulk(command, key, from, n, width)
   return reply
 end
 local out = {{}}
-for s = 0, #KEYS - 1, 6 do
-  local expected, label = tonumber(ARGV[i]), ARGV[i + 1]
-  i = i + 2
+for s = 0, scoped - 1, 6 do
+  local expected, label, trips = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2]
+  i = i + 3
   local vf, vn = counted(1)
   local tf, tn = counted(1)
   local df, dn = counted(1)
@@ -104,10 +134,12 @@ for s = 0, #KEYS - 1, 6 do
   local version = tonumber(redis.call('HGET', KEYS[s + 1], 'version') or '0')
   if version ~= expected then
     out[#out + 1] = 0
+  elseif trips ~= '' and take_slot(KEYS[scoped + 1], KEYS[scoped + 2], percent, trips) == 0 then
+    out[#out + 1] = {{guard.held, guard.known, guard.cap}}
   else
     local fields = {{'version', version + 1}}
     for j = 0, vn - 1 do
-      fields[#fields + 1] = ARGV[7 + j]
+      fields[#fields + 1] = ARGV[8 + j]
       fields[#fields + 1] = ARGV[vf + j]
     end
     redis.call('HSET', KEYS[s + 1], unpack(fields))
@@ -135,3 +167,4 @@ for s = 0, #KEYS - 1, 6 do
 end
 return out
 """
+)

@@ -37,7 +37,7 @@ from receiver.store.codec import (
 from receiver.store.overlap import Fill, execute_overlapped
 from receiver.store.pending import Pending
 from receiver.store.scope_scripts import BATCH_SCOPES, COMMIT_SCOPES, PART_SCOPES, READ_SCOPES
-from receiver.store.slots import SlotStore
+from receiver.store.slots import Slot, SlotStore
 
 log = logging.getLogger(__name__)
 REFIRE_GRACE_S = 60.0
@@ -72,6 +72,9 @@ class Change:
     the idempotency TTL."""
     forget_keys: list[str] = field(default_factory=list)
     tier_label: str = ""
+    slot: bool = False
+    """The change trips the tenant: it commits only if the tenant then holds one of
+    the guard's isolation slots, taken in the same script (`commits_slots`)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,9 @@ class ScopeStore:
         self._commit = client.register_script(COMMIT_SCOPES)
         self._read = client.register_script(READ_SCOPES)
         self._by_slot = is_cluster(client)
+        self.commits_slots = not self._by_slot
+        """Whether a commit can take the guard's slots itself: on a cluster the slots
+        are in another hash slot than the scopes, so they are taken beforehand."""
         self.slots = SlotStore(client)
         self.admission = AdmissionStore(client)
 
@@ -197,22 +203,33 @@ class ScopeStore:
             for i in range(0, len(group), BATCH_SCOPES)
         ]
 
-    def commit(self, changes: Iterable[Change], now: float, known: Iterable[str] = ()) -> list[int]:
-        """Apply each change if its scope is still at the version it was read at.
+    def commit(
+        self,
+        changes: Iterable[Change],
+        now: float,
+        known: Iterable[str] = (),
+        max_isolated_percent: float | None = None,
+    ) -> list[int | Slot]:
+        """Apply each change if its scope is still at the version it was read at, and,
+        for a change that needs a guard slot (`slot`, under `max_isolated_percent`),
+        if the guard grants it one.
 
-        Returns the new version per change, 0 where the scope had moved on. Tenants
-        in `known` are added to the tenant index. `changes` may be a generator that
-        computes them: it is taken `PART_SCOPES` at a time, and each part goes to
-        Redis while the next is computed (`overlap`)."""
+        Returns per change the new version, 0 where the scope had moved on, or the
+        refused `Slot`. Tenants in `known` are added to the tenant index. `changes`
+        may be a generator that computes them: it is taken `PART_SCOPES` at a time,
+        and each part goes to Redis while the next is computed (`overlap`)."""
+        guarded = max_isolated_percent is not None and self.commits_slots
         header: list[Any] = [
             repr(now),
             repr(now + self.seen_ttl_s),
             self.log_cap,
             repr(now - self.seen_ttl_s),
             repr(now + min(REFIRE_GRACE_S, self.seen_ttl_s)),
+            max_isolated_percent if guarded else "",
             len(BREAKER_FIELDS),
             *BREAKER_FIELDS,
         ]
+        guard_keys = [k.ISOLATED, k.TENANTS] if guarded else []
         taken: list[Change] = []
         batches: list[list[int]] = []
         pending = iter(changes)
@@ -231,8 +248,8 @@ class ScopeStore:
                     args = list(header)
                     for i in batch:
                         keys += k.scope_keys(taken[i].scope, _COMMIT_KEYS)
-                        _commit_args(taken[i], args)
-                    self._commit(keys=keys, args=args, client=pipe)
+                        _commit_args(taken[i], args, guarded)
+                    self._commit(keys=keys + guard_keys, args=args, client=pipe)
                 if with_known and known:
                     pipe.zadd(k.TENANTS, {tenant: now for tenant in known}, nx=True)
 
@@ -251,10 +268,14 @@ class ScopeStore:
             replies = iter(pipe.execute())
         else:
             replies = iter(execute_overlapped(self.client, parts()))
-        versions = [0] * len(taken)
+        versions: list[int | Slot] = [0] * len(taken)
         for batch in batches:
             for i, version in zip(batch, next(replies), strict=True):
-                versions[i] = int(version)
+                if isinstance(version, list):
+                    held, known_count, cap = map(int, version)
+                    versions[i] = Slot(False, held, known_count, cap)
+                else:
+                    versions[i] = int(version)
         return versions
 
     def follow(
@@ -371,7 +392,7 @@ _COMMIT_KEYS = ("state", "transitions", "seen", "alerts", "tenant", "resolved")
 _READ_KEYS = ("state", "tenant", "seen")
 
 
-def _commit_args(change: Change, args: list[Any]) -> None:
+def _commit_args(change: Change, args: list[Any], guarded: bool) -> None:
     """One scope's part of a `COMMIT_SCOPES` call, appended to `args`."""
     values = breaker_values(change.breaker) if change.breaker is not None else []
     transitions = change.transitions
@@ -383,7 +404,10 @@ def _commit_args(change: Change, args: list[Any]) -> None:
         firing = [fp for fp in alerts if fp not in change.resolved]
     else:
         resolved, firing = [], list(alerts)
-    args += (change.expected_version, change.tier_label, len(values), *values)
+    if change.slot and not guarded:
+        raise ValueError(f"{change.scope}: a trip that needs a guard slot, and none to take")
+    trips = change.scope if change.slot else ""
+    args += (change.expected_version, change.tier_label, trips, len(values), *values)
     args += (len(transitions), *map(transition_json, transitions))
     args += (len(change.delivery_keys), *change.delivery_keys, len(alerts))
     for fingerprint, body in alerts.items():

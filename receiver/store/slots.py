@@ -12,53 +12,34 @@ import redis
 
 from receiver.quick_init import quick_init
 from receiver.store import keys as k
-from receiver.store.scope_scripts import CHUNK
+from receiver.store.scope_scripts import CHUNK, TAKE_SLOT
 
 # KEYS[1] isolated set, KEYS[2] known tenants zset
 # ARGV[1] max isolated percent, ARGV[2] now (indexes the tenants as known), ARGV[3..]
 # tenants, in order of preference.
 # Returns the known tenants and the cap, then per tenant whether it holds a slot
-# (1/0) and how many are held after it. A tenant already holding a slot keeps it;
-# others get one only while fewer than the cap are held. Commands go many tenants
-# at a time: a storm asks for 10,000 slots in one call.
-ACQUIRE_ISOLATION = f"""
-local chunk = {CHUNK}
-for from = 3, #ARGV, chunk do
+# (1/0) and how many are held after it, first come first served. The index goes
+# many tenants at a time: a storm asks for 10,000 slots in one call.
+ACQUIRE_ISOLATION = (
+    TAKE_SLOT
+    + f"""
+for from = 3, #ARGV, {CHUNK} do
   local scored = {{}}
-  for i = from, math.min(#ARGV, from + chunk - 1) do
+  for i = from, math.min(#ARGV, from + {CHUNK} - 1) do
     scored[#scored + 1] = ARGV[2]
     scored[#scored + 1] = ARGV[i]
   end
   redis.call('ZADD', KEYS[2], 'NX', unpack(scored))
 end
-local known = redis.call('ZCARD', KEYS[2])
-local cap = math.max(1, math.floor(known * tonumber(ARGV[1]) / 100))
-local held = redis.call('SCARD', KEYS[1])
-local out = {{known, cap}}
-local taken, added = {{}}, {{}}
-for from = 3, #ARGV, chunk do
-  local upto = math.min(#ARGV, from + chunk - 1)
-  local holds = redis.call('SMISMEMBER', KEYS[1], unpack(ARGV, from, upto))
-  for j = 1, upto - from + 1 do
-    local tenant, granted = ARGV[from + j - 1], 1
-    if holds[j] == 0 and not taken[tenant] then
-      if held >= cap then
-        granted = 0
-      else
-        taken[tenant] = true
-        added[#added + 1] = tenant
-        held = held + 1
-      end
-    end
-    out[#out + 1] = granted
-    out[#out + 1] = held
-  end
+local out = {{0, 0}}
+for i = 3, #ARGV do
+  out[#out + 1] = take_slot(KEYS[1], KEYS[2], ARGV[1], ARGV[i])
+  out[#out + 1] = guard.held
 end
-for from = 1, #added, chunk do
-  redis.call('SADD', KEYS[1], unpack(added, from, math.min(#added, from + chunk - 1)))
-end
+out[1], out[2] = guard.known, guard.cap
 return out
 """
+)
 
 
 # KEYS[1] isolated set, KEYS[2] doubts hash
