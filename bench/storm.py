@@ -10,6 +10,8 @@ Measures:
   Redis commands (`INFO commandstats`) per join over the first and the last 1,000,
   p99, board conflicts (`blast_radius_board_conflicts_total`);
 - repeats: the last 2,000 of those alerts posted again;
+- both against the floor and against the floor that also makes one Redis round trip
+  per post (`bench.floor_app`), each measured just before and just after;
 - the storm: a fresh Redis, the shipped settings (guard on), `--tenants` tenants
   failing at once: from the first post to every answer in and the board decided
   (every tenant on an incident, the guard's cap isolated, the rest held back).
@@ -208,12 +210,16 @@ def storm(tenants: int, redis_url: str) -> None:
         client.close()
 
 
-def floor(redis_url: str) -> float:
+def floor(redis_url: str, round_trip: bool = False) -> float:
+    """The floor's posts/s; with `round_trip`, of the floor that also asks Redis once
+    per post whether its alerts were seen (`bench.floor_app`)."""
     env = {**TOKENS_ENV, "REDIS_URL": redis_url}
-    server = gunicorn("bench.floor_app:create_app()", env, WORKERS).start()
+    app = f"bench.floor_app:create_app(round_trip={round_trip})"
+    server = gunicorn(app, env, WORKERS).start()
     try:
         times = post_all(f"{server.url}/webhook/alertmanager", bodies(4000, "f"))
-        print(f"floor: {rate(times):7.1f} posts/s, p99 {p99_ms(times):.0f} ms")
+        name = "floor with a Redis round trip" if round_trip else "floor"
+        print(f"{name}: {rate(times):7.1f} posts/s, p99 {p99_ms(times):.0f} ms")
         return rate(times)
     finally:
         server.stop()
@@ -230,15 +236,17 @@ def main() -> None:
         if args.only in (None, "joins"):
             # The floor just before and just after: the machine's speed drifts by a
             # third within minutes, so each share is against both, and their mean.
-            before = floor(url)
+            before = floor(url), floor(url, round_trip=True)
             redis.Redis.from_url(url).flushall()
             rates = joins(args.tenants, url)
-            after = floor(url)
+            after = floor(url), floor(url, round_trip=True)
             for name, value in rates.items():
-                print(
-                    f"{name}: {value / before:.1%} of the floor before, {value / after:.1%} "
-                    f"of the floor after, {2 * value / (before + after):.1%} of their mean"
-                )
+                for which, base in ((0, "floor"), (1, "floor with a Redis round trip")):
+                    mean = (before[which] + after[which]) / 2
+                    print(
+                        f"{name}: {value / before[which]:.1%} of the {base} before, "
+                        f"{value / after[which]:.1%} after, {value / mean:.1%} of their mean"
+                    )
         if args.only in (None, "storm"):
             redis.Redis.from_url(url).flushall()
             storm(args.tenants, url)
