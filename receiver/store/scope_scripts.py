@@ -87,7 +87,7 @@ return out
 # after that counts; a key's expiry is only ever brought forward), ARGV[6] the
 # guard's max isolated percent or "", ARGV[7] the number of breaker fields and their
 # names. Then per scope: the version it was read at, its tier label ("" leaves it),
-# the tenant if the change trips it ("" if not: then it commits only if the tenant
+# the tenant if the change trips it, else "" (a trip commits only if the tenant then
 # holds a guard slot, taken here), and seven counted lists, each a count then its
 # items: the breaker's field values (none, or one per name), transitions (JSON),
 # delivery keys, alert fingerprint/JSON pairs (counted in pairs), the fingerprints
