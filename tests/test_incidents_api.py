@@ -471,6 +471,20 @@ def test_a_lazy_turn_is_taken_by_the_board_read(fleet: Flask, redis_client: redi
     assert not redis_client.exists("br:{_incidents}:turn")
 
 
+def test_a_join_while_another_holds_the_boards_turn_waits_for_it(
+    api: FlaskClient, redis_client: redis.Redis
+) -> None:
+    """The board's read sent with the breakers' commit finds the turn taken by another
+    process: it is not used; the delivery waits for the turn (given back, or expired)
+    and reads the board again, and both tenants are on one incident."""
+    fail(api, "b00")
+    redis_client.set("br:{_incidents}:turn", "another-process", px=300)
+    fail(api, "b01")
+    [incident] = incidents(api)["items"]
+    assert incident["tenants_total"] == 2
+    assert not redis_client.exists("br:{_incidents}:turn")
+
+
 def test_a_board_read_reads_the_incidents_open_at_its_last_read_with_the_state(
     api: FlaskClient, fleet: Flask, redis_client: redis.Redis
 ) -> None:

@@ -131,10 +131,51 @@ class IncidentStore:
         open at this process's last read are read in that round trip too, beside the
         state that says which are open now; only those opened since take a second.
         Writes left `pending` ride on that round trip too."""
+        reads, parse = self._board_reads(now, extra_ids, delivery_keys, wanted)
+        return parse(self._taking(turn, reads, pending))
+
+    def board_ahead(
+        self,
+        pipe: Any,
+        now: float,
+        delivery_keys: Sequence[str],
+        wanted: Mapping[str, Iterable[str]],
+        turn: Turn,
+    ) -> Callable[[list[Any]], Board | None]:
+        """`board`'s reads on another call's `pipe`, behind an attempt to take `turn`
+        if it is not held yet. Returns what makes the board of their replies: None if
+        another process holds the turn (then `board` waits for it) or a read failed."""
+        taking = not turn.held and not turn.waited_out
+        if taking:
+            pipe.set(k.INCIDENTS_TURN, turn.token, nx=True, px=turn.ttl_ms)
+        reads, parse = self._board_reads(now, (), delivery_keys, wanted)
+        reads(pipe)
+
+        def made(replies: list[Any]) -> Board | None:
+            if any(isinstance(reply, Exception) for reply in replies):
+                return None
+            if taking:
+                if not replies[0]:
+                    return None
+                turn.held = True
+                replies = replies[1:]
+            return parse(replies)
+
+        return made
+
+    def _board_reads(
+        self,
+        now: float,
+        extra_ids: Iterable[str],
+        delivery_keys: Sequence[str],
+        wanted: Mapping[str, Iterable[str]] | None,
+    ) -> tuple[Callable[[Any], None], Callable[[list[Any]], Board]]:
+        """The reads of a `board` for a pipeline, and what makes the board of their
+        replies."""
         asked = _asked(wanted or {})
         guess = list(dict.fromkeys([*self._open_last_read, *extra_ids]))
 
-        def reads(pipe: redis.client.Pipeline) -> None:
+        def reads(pipe: Any) -> None:
             pipe.hgetall(k.INCIDENTS_STATE)
             pipe.hgetall(k.UPDATES_SENT)
             if delivery_keys:
@@ -142,23 +183,27 @@ class IncidentStore:
             if guess:
                 self._read(*self._read_call(guess, asked), client=pipe)
 
-        replies = self._taking(turn, reads, pending)
-        fields: dict[str, str] = replies[0]
-        last_sent = {incident_id: float(at) for incident_id, at in replies[1].items()}
-        scores = replies[2] if delivery_keys else []
-        seen = frozenset(
-            key for key, score in zip(delivery_keys, scores, strict=True) if score and score > now
-        )
-        open_ids: list[str] = jsontext.loads(fields.get("open") or "[]")
-        self._open_last_read = open_ids
-        ids = list(dict.fromkeys([*open_ids, *extra_ids]))
-        found = self._decode_read(guess, asked, replies[-1]) if guess else {}
-        missing = [incident_id for incident_id in ids if incident_id not in guess]
-        if missing:
-            found.update(self._changing(missing, asked))
-        incidents = {i: found[i] for i in ids if i in found}
-        version = int(fields.get("version") or 0)
-        return Board(version, fields, incidents, seen, last_sent)
+        def parse(replies: list[Any]) -> Board:
+            fields: dict[str, str] = replies[0]
+            last_sent = {incident_id: float(at) for incident_id, at in replies[1].items()}
+            scores = replies[2] if delivery_keys else []
+            seen = frozenset(
+                key
+                for key, score in zip(delivery_keys, scores, strict=True)
+                if score and score > now
+            )
+            open_ids: list[str] = jsontext.loads(fields.get("open") or "[]")
+            self._open_last_read = open_ids
+            ids = list(dict.fromkeys([*open_ids, *extra_ids]))
+            found = self._decode_read(guess, asked, replies[-1]) if guess else {}
+            missing = [incident_id for incident_id in ids if incident_id not in guess]
+            if missing:
+                found.update(self._changing(missing, asked))
+            incidents = {i: found[i] for i in ids if i in found}
+            version = int(fields.get("version") or 0)
+            return Board(version, fields, incidents, seen, last_sent)
+
+        return reads, parse
 
     def _taking(
         self,
@@ -276,9 +321,16 @@ class IncidentStore:
             for part in PARTS
         }
 
-    def commit(self, change: BoardChange, now: float, turn: Turn | None = None) -> bool:
+    def commit(
+        self,
+        change: BoardChange,
+        now: float,
+        turn: Turn | None = None,
+        pending: Pending | None = None,
+    ) -> bool:
         """Apply the change if the board is still at its version; a committed change
-        gives back the `turn` it was made in, in the same step."""
+        gives back the `turn` it was made in, in the same step. Writes left `pending`
+        ride on its round trip, after it."""
         keys = [
             k.INCIDENTS_STATE,
             k.INCIDENTS_CREATED,
@@ -316,7 +368,14 @@ class IncidentStore:
         for incident_id in change.delete:
             keys += self._keys(incident_id)
             args += ["", "", "", 0, 0, 0, ""] + [0, 0] * len(PARTS)
-        done = bool(self._commit(keys=keys, args=args))
+        if pending:
+            pipe = self.client.pipeline(transaction=False)
+            self._commit(keys=keys, args=args, client=pipe)
+            pending.into(pipe)
+            done = bool(pipe.execute()[0])
+            pending.sent()
+        else:
+            done = bool(self._commit(keys=keys, args=args))
         if done and turn is not None:
             turn.released = True
         return done
