@@ -21,7 +21,7 @@ from receiver.incidents import Incident, expire_alerts
 from receiver.metrics import BOARD_CONFLICTS
 from receiver.notify.message import deferred_until
 from receiver.store import ScopeStore
-from receiver.store.incidents import Board, BoardChange, IncidentStore, Turn
+from receiver.store.incidents import Board, BoardAhead, BoardChange, IncidentStore, Turn
 from receiver.store.outbox import encode, kinds_of
 from receiver.store.outbox import members as outbox_members
 from receiver.store.pending import Pending
@@ -120,8 +120,7 @@ class Ahead:
         """The board's turn, once a read ahead asks for it; given back by the board's
         commit, or when `stack` closes."""
         self._asked: tuple[list[str], dict[str, list[str]]] | None = None
-        self._made: Callable[[list[Any]], Board | None] | None = None
-        self._board: Board | None = None
+        self._read: BoardAhead | None = None
 
     def ride(self, signals: Signals) -> Ahead | None:
         """Itself, to ride on the commit, if `signals` would have `update` read the
@@ -137,22 +136,21 @@ class Ahead:
             if self.turn is None:
                 self.turn = self.stack.enter_context(self.incidents.turn(lazy=True))
             keys, asked = self._asked
-            self._made = self.incidents.board_ahead(pipe, self.now, keys, asked, self.turn)
+            self._read = self.incidents.board_ahead(pipe, self.now, keys, asked, self.turn)
 
     def answered(self, replies: list[Any]) -> None:
-        if self._made is not None:
-            self._board = self._made(replies)
+        if self._read is not None:
+            self._read.answered(replies)  # takes note of the turn now, whatever follows
 
     def stale(self) -> None:
         self._asked = None
-        self._board = None
 
     def take(self, keys: list[str], asked: dict[str, list[str]]) -> Board | None:
         """The board read ahead, once, if it was read for these keys and entries."""
-        board, self._board = self._board, None
-        if board is None or self._asked != (keys, asked):
+        read, self._read = self._read, None
+        if read is None or self._asked is None or self._asked != (keys, asked):
             return None
-        return board
+        return read.board()
 
 
 def update(

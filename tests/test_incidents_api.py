@@ -129,6 +129,20 @@ def test_blast_radius_guard(api: FlaskClient) -> None:
     assert sum(t["breaker"]["state"] == "open" for t in states) == 20
 
 
+def test_a_trip_the_guard_refuses_gives_back_the_turn_its_board_read_took(
+    api: FlaskClient, redis_client: redis.Redis
+) -> None:
+    """20 of 100 tenants isolated: the 21st's trip is refused by its commit, after the
+    board's read sent with it took the turn. The delivery commits it held back, reads
+    the board again under the turn it holds, and gives the turn back."""
+    fail(api, *[f"b{i:02d}" for i in range(20)])
+    reply = fail(api, "b20")
+    assert [t["suppressed"] for t in reply["transitions"]] == [True]
+    assert not redis_client.exists("br:{_incidents}:turn")
+    platform = incidents(api, "?scope=platform")["items"]
+    assert [p["suppressed"] for p in platform] == [["b20"]]
+
+
 def test_platform_alert_opens_the_platform_incident(api: FlaskClient) -> None:
     """PlatformErrorRateHigh opens a platform P0 and isolates nobody."""
     body = payload("watchdog-firing.json")

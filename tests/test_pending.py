@@ -5,7 +5,6 @@ and Cluster."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -21,7 +20,7 @@ from receiver.store import ScopeStore
 from receiver.store import keys as k
 from receiver.store.admission import SYNC_ENTRIES
 from receiver.store.client import open_client
-from receiver.store.incidents import IncidentStore
+from receiver.store.incidents import BoardAhead, IncidentStore
 from receiver.store.pending import EARLY_ENTRIES, Pending
 from tests.conftest import T0, WEBHOOK, isolate_alert
 from tests.servers import RedisServer
@@ -113,13 +112,7 @@ def test_the_follow_is_sent_when_the_board_fails(
 
     if failing == "read":
         monkeypatch.setattr(IncidentStore, "board", broken)
-        made = IncidentStore.board_ahead
-
-        def failed_ahead(self: IncidentStore, *args: Any) -> Callable[[list[Any]], Any]:
-            made(self, *args)
-            return lambda replies: None
-
-        monkeypatch.setattr(IncidentStore, "board_ahead", failed_ahead)
+        monkeypatch.setattr(BoardAhead, "board", lambda self: None)
     else:
         monkeypatch.setattr(IncidentStore, "commit", broken)
     reply = client.post("/webhook/alertmanager", json=isolate_alert("acme"), headers=WEBHOOK)

@@ -105,6 +105,30 @@ class BoardChange:
     """Per incident (among `put`), notices deferred to its next update, and when due."""
 
 
+class BoardAhead:
+    """A board read sent in another call's round trip (`IncidentStore.board_ahead`).
+    Its answer says at once whether it took the turn; the board is made of it only
+    when asked for, by the change that uses it."""
+
+    def __init__(self, turn: Turn, taking: bool, parse: Callable[[list[Any]], Board]) -> None:
+        self.turn, self.taking, self.parse = turn, taking, parse
+        self.replies: list[Any] | None = None
+
+    def answered(self, replies: list[Any]) -> None:
+        if any(isinstance(reply, Exception) for reply in replies):
+            return
+        if self.taking:
+            if not replies[0]:
+                return  # another process holds the turn: `board` waits for it
+            self.turn.held = True
+            replies = replies[1:]
+        self.replies = replies
+
+    def board(self) -> Board | None:
+        """The board, if it was read (with the turn, where it had to be taken)."""
+        return None if self.replies is None else self.parse(self.replies)
+
+
 class IncidentStore:
     def __init__(self, client: redis.Redis, seen_ttl_s: float) -> None:
         self.client = client
@@ -141,27 +165,15 @@ class IncidentStore:
         delivery_keys: Sequence[str],
         wanted: Mapping[str, Iterable[str]],
         turn: Turn,
-    ) -> Callable[[list[Any]], Board | None]:
+    ) -> BoardAhead:
         """`board`'s reads on another call's `pipe`, behind an attempt to take `turn`
-        if it is not held yet. Returns what makes the board of their replies: None if
-        another process holds the turn (then `board` waits for it) or a read failed."""
+        if it is not held yet."""
         taking = not turn.held and not turn.waited_out
         if taking:
             pipe.set(k.INCIDENTS_TURN, turn.token, nx=True, px=turn.ttl_ms)
         reads, parse = self._board_reads(now, (), delivery_keys, wanted)
         reads(pipe)
-
-        def made(replies: list[Any]) -> Board | None:
-            if any(isinstance(reply, Exception) for reply in replies):
-                return None
-            if taking:
-                if not replies[0]:
-                    return None
-                turn.held = True
-                replies = replies[1:]
-            return parse(replies)
-
-        return made
+        return BoardAhead(turn, taking, parse)
 
     def _board_reads(
         self,
