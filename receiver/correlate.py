@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, replace
-from typing import Any
 
 from receiver import jsontext
 from receiver.alerts import Kind
@@ -21,7 +19,7 @@ from receiver.incidents import Incident, expire_alerts
 from receiver.metrics import BOARD_CONFLICTS
 from receiver.notify.message import deferred_until
 from receiver.store import ScopeStore
-from receiver.store.incidents import Board, BoardAhead, BoardChange, IncidentStore, Turn
+from receiver.store.incidents import Board, BoardChange, IncidentStore
 from receiver.store.outbox import encode, kinds_of
 from receiver.store.outbox import members as outbox_members
 from receiver.store.pending import Pending
@@ -108,51 +106,6 @@ def all_tiers(
     return tiers
 
 
-class Ahead:
-    """The board's read sent with the breakers' commit (a `Ride` for `ingest`), for
-    `update`'s first attempt: one round trip fewer per delivery that changes the
-    board. Used only if the commit landed as computed and `update` gets the signals
-    it was read for; otherwise `update` reads the board as usual."""
-
-    def __init__(self, incidents: IncidentStore, now: float, stack: ExitStack) -> None:
-        self.incidents, self.now, self.stack = incidents, now, stack
-        self.turn: Turn | None = None
-        """The board's turn, once a read ahead asks for it; given back by the board's
-        commit, or when `stack` closes."""
-        self._asked: tuple[list[str], dict[str, list[str]]] | None = None
-        self._read: BoardAhead | None = None
-
-    def ride(self, signals: Signals) -> Ahead | None:
-        """Itself, to ride on the commit, if `signals` would have `update` read the
-        board; not for a replay (it first reads the breakers it replays)."""
-        unseen = bool(signals.board_unseen)
-        if not (signals.held or signals.transitions or unseen) or _replayed(signals):
-            return None
-        self._asked = (signals.board_keys(), wanted(signals))
-        return self
-
-    def queue(self, pipe: Any) -> None:
-        if self._asked is not None:
-            if self.turn is None:
-                self.turn = self.stack.enter_context(self.incidents.turn(lazy=True))
-            keys, asked = self._asked
-            self._read = self.incidents.board_ahead(pipe, self.now, keys, asked, self.turn)
-
-    def answered(self, replies: list[Any]) -> None:
-        if self._read is not None:
-            self._read.answered(replies)  # takes note of the turn now, whatever follows
-
-    def stale(self) -> None:
-        self._asked = None
-
-    def take(self, keys: list[str], asked: dict[str, list[str]]) -> Board | None:
-        """The board read ahead, once, if it was read for these keys and entries."""
-        read, self._read = self._read, None
-        if read is None or self._asked is None or self._asked != (keys, asked):
-            return None
-        return read.board()
-
-
 def update(
     incidents: IncidentStore,
     store: ScopeStore,
@@ -162,12 +115,9 @@ def update(
     now: float,
     tidy: bool = False,
     pending: Pending | None = None,
-    ahead: Ahead | None = None,
 ) -> Posted:
     """Apply signals to the incident board; with `tidy`, also expire and settle. The
-    board read carries the writes left `pending`, if it happens; if the board was
-    read `ahead`, its commit carries them. The board sees the guard's slots as those
-    writes set them."""
+    board read carries the writes left `pending`, if it happens."""
     keys = signals.board_keys()
     unseen = signals.board_unseen
     if unseen is None:
@@ -177,20 +127,15 @@ def update(
             [], queued=False
         )  # a repeat of what the board already has: skip reading incidents
     signals = replace(signals, opened_at=_opened_before(store, signals, now))
-    asked = wanted(signals)
-    held = ahead.turn if ahead is not None else None
-    turning = nullcontext(held) if held is not None else incidents.turn(lazy=True)
-    with turning as turn:
+    with incidents.turn(lazy=True) as turn:
         for attempt in attempts():
             if attempt:
                 BOARD_CONFLICTS.inc()
-            board = ahead.take(keys, asked) if ahead is not None and not attempt else None
-            if board is None:
-                board = incidents.board(
-                    now, delivery_keys=keys, wanted=asked, turn=turn, pending=pending
-                )
+            board = incidents.board(
+                now, delivery_keys=keys, wanted=wanted(signals), turn=turn, pending=pending
+            )
             draft = draft_of(board, settings, now)
-            isolated = store.slots.isolated_view(pending.isolating if pending else None)
+            isolated = store.slots.isolated_view()
             isolated.prefetch([s for s, a in signals.alerts if a.delivery_key not in signals.fresh])
             apply_signals(draft, signals, isolated)
             if tidy:
@@ -202,24 +147,19 @@ def update(
                 return Posted([], queued=False)
             _costs(draft, store, settings, registry, signals.tiers)
             change = board_change(draft, board)
-            if incidents.commit(change, now, turn, pending):
+            if incidents.commit(change, now, turn):
                 return Posted(draft.notices, queued=bool(change.outbox))
     raise CommitConflict("incident board still contended")
-
-
-def _replayed(signals: Signals) -> set[str]:
-    """Tenants of firing isolation alerts the breakers had already applied."""
-    return {
-        scope
-        for scope, alert in signals.alerts
-        if alert.kind is Kind.ISOLATE and alert.firing and alert.delivery_key not in signals.fresh
-    }
 
 
 def _opened_before(store: ScopeStore, signals: Signals, now: float) -> dict[str, float]:
     """Tenants whose firing isolation alert the breakers had already applied (a retried
     delivery) and whose breaker is open: when it opened. One read, and only then."""
-    replayed = _replayed(signals)
+    replayed = {
+        scope
+        for scope, alert in signals.alerts
+        if alert.kind is Kind.ISOLATE and alert.firing and alert.delivery_key not in signals.fresh
+    }
     if not replayed:
         return {}
     snapshots = store.read({tenant: [] for tenant in sorted(replayed)}, now)

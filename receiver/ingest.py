@@ -8,8 +8,8 @@ retries a scope whose version moved while it was thinking.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from receiver import jsontext
 from receiver.alerts import PLATFORM_SCOPE, Alert, Kind, Notification
@@ -26,7 +26,7 @@ from receiver.config import Settings
 from receiver.containment import release_victims
 from receiver.store import Change, ScopeStore, Snapshot
 from receiver.store.commit import commit_scopes
-from receiver.store.pending import Pending, Ride
+from receiver.store.pending import Pending
 from receiver.store.slots import Slot
 from receiver.tenants import Tier, is_valid_tenant_id, resolve_tier
 
@@ -136,13 +136,10 @@ def ingest(
     registry: Mapping[str, Tier],
     now: float,
     pending: Pending | None = None,
-    ahead: Callable[[IngestResult], Ride | None] | None = None,
 ) -> IngestResult:
     """Apply one webhook delivery. Repeated deliveries of an alert state change nothing.
     With `pending`, the writes that follow the breakers wait there for the caller's
-    next round trip (`commit_scopes`). With `ahead`, the reads it makes of the result
-    this delivery would have if every scope commits at once go in the commit's round
-    trip; they are told they are stale if it does not."""
+    next round trip (`commit_scopes`)."""
     result = IngestResult(
         partial=notification.truncated_alerts > 0, group_key=notification.group_key
     )
@@ -299,23 +296,6 @@ def ingest(
         change.transitions = made
         return change, outcome
 
-    result.alerts = alerts
-    releasing = any(alert.firing for alert in causes)
-
-    def ride(provisional: Mapping[str, ScopeOutcome]) -> Ride | None:
-        """What the caller reads with the commit, from the result it would give if
-        every scope commits now. Not when victims are released after it."""
-        if ahead is None or releasing:
-            return None
-        copy = replace(
-            result,
-            transitions=list(result.transitions),
-            fresh=set(result.fresh),
-            tiers=dict(result.tiers),
-            held=dict(result.held),
-        )
-        return ahead(_tally(copy, provisional))
-
     outcomes: dict[str, ScopeOutcome] = commit_scopes(
         store,
         scopes,
@@ -325,20 +305,7 @@ def ingest(
         taken=slots,
         later=pending,
         max_isolated_percent=settings.max_isolated_percent,
-        ride=ride if ahead is not None else None,
     )
-    _tally(result, outcomes)
-    if releasing:
-        if pending is not None:
-            pending.flush(store.client)  # before the victims' own, which are newer
-        cause = shared_cause()
-        window_s = settings.shared_release_window_s
-        result.transitions += release_victims(store, breaker_settings, cause, window_s, now)
-    return result
-
-
-def _tally(result: IngestResult, outcomes: Mapping[str, ScopeOutcome]) -> IngestResult:
-    """`result` with each scope's outcome counted in."""
     for scope, outcome in outcomes.items():
         result.accepted += len(outcome.applied)
         result.duplicates += outcome.duplicates
@@ -348,4 +315,11 @@ def _tally(result: IngestResult, outcomes: Mapping[str, ScopeOutcome]) -> Ingest
             result.tiers[scope] = outcome.tier
         if outcome.held is not None:
             result.held[scope] = outcome.held
+    if any(alert.firing for alert in causes):
+        if pending is not None:
+            pending.flush(store.client)  # before the victims' own, which are newer
+        cause = shared_cause()
+        window_s = settings.shared_release_window_s
+        result.transitions += release_victims(store, breaker_settings, cause, window_s, now)
+    result.alerts = alerts
     return result

@@ -7,14 +7,13 @@ caller is a few lines."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Literal
 
 from receiver.alerts import Notification
 from receiver.board import Notice, Signals
 from receiver.breaker import Action, TransitionEvent
-from receiver.correlate import Ahead, update
+from receiver.correlate import update
 from receiver.followups import LISTENERS, Listener
 from receiver.ingest import IngestResult, ingest
 from receiver.operator import act
@@ -77,22 +76,32 @@ def apply(
     s = services
     settings = s.settings
     pending = Pending()  # what follows a delivery's breakers, sent with the board read
-    with ExitStack() as stack:
-        ahead: Ahead | None = None
-        if isinstance(item, Alerts):
-            # The board's read goes with the breakers' commit, behind the board's turn
-            # (given back by the board's commit, or on leaving this block).
-            ahead = Ahead(s.incidents, now, stack)
-        outcome, signals = _commit(s, item, now, pending, ahead)
-        tidy = isinstance(item, Tick)
-        try:
-            for listener in listeners:
-                listener.committed(outcome)
-            posted = update(
-                s.incidents, s.store, settings, s.registry, signals, now, tidy, pending, ahead
-            )
-        finally:
-            pending.flush(s.store.client)  # unless the board read or commit carried it
+    if isinstance(item, Alerts):
+        result = ingest(item.notification, s.store, settings, s.registry, now, pending)
+        outcome = Outcome(result.transitions, ingest=result, source=item.source)
+        signals = signals_of(result)
+    elif isinstance(item, OperatorAction):
+        events = act(s.store, item.tenant_id, item.action, item.reason, settings.breaker, now)
+        outcome = Outcome(events, source="operator")
+        signals = Signals(transitions=events)
+    else:
+        events = sweep(
+            s.store,
+            settings.breaker,
+            now,
+            settings.max_isolated_percent,
+            settings.shared_settle_s,
+            settings.shared_release_window_s,
+        )
+        outcome = Outcome(events, source="sweep")
+        signals = Signals(transitions=events)
+    tidy = isinstance(item, Tick)
+    try:
+        for listener in listeners:
+            listener.committed(outcome)
+        posted = update(s.incidents, s.store, settings, s.registry, signals, now, tidy, pending)
+    finally:
+        pending.flush(s.store.client)  # unless the board read carried it
     if settings.redis_min_replicas and not tidy:
         # Acknowledged only once replicas have it: a failover now loses nothing.
         s.store.confirm_replicated(settings.redis_min_replicas, settings.redis_timeout_s / 2, now)
@@ -100,29 +109,3 @@ def apply(
     for listener in listeners:
         listener.noticed(outcome, services, now)
     return outcome
-
-
-def _commit(
-    s: Services, item: Input, now: float, pending: Pending, ahead: Ahead | None
-) -> tuple[Outcome, Signals]:
-    """The breakers' part of `apply`: what it committed, and the signals for the board."""
-    settings = s.settings
-    if isinstance(item, Alerts):
-
-        def ride(result: IngestResult) -> Ahead | None:
-            return ahead.ride(signals_of(result)) if ahead is not None else None
-
-        result = ingest(item.notification, s.store, settings, s.registry, now, pending, ride)
-        return Outcome(result.transitions, ingest=result, source=item.source), signals_of(result)
-    if isinstance(item, OperatorAction):
-        events = act(s.store, item.tenant_id, item.action, item.reason, settings.breaker, now)
-        return Outcome(events, source="operator"), Signals(transitions=events)
-    events = sweep(
-        s.store,
-        settings.breaker,
-        now,
-        settings.max_isolated_percent,
-        settings.shared_settle_s,
-        settings.shared_release_window_s,
-    )
-    return Outcome(events, source="sweep"), Signals(transitions=events)

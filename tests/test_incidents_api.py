@@ -129,12 +129,11 @@ def test_blast_radius_guard(api: FlaskClient) -> None:
     assert sum(t["breaker"]["state"] == "open" for t in states) == 20
 
 
-def test_a_trip_the_guard_refuses_gives_back_the_turn_its_board_read_took(
+def test_a_trip_the_guard_refuses_is_held_back_and_the_turn_given_back(
     api: FlaskClient, redis_client: redis.Redis
 ) -> None:
-    """20 of 100 tenants isolated: the 21st's trip is refused by its commit, after the
-    board's read sent with it took the turn. The delivery commits it held back, reads
-    the board again under the turn it holds, and gives the turn back."""
+    """20 of 100 tenants isolated: the 21st's trip is refused by its commit, computed
+    again held back, put on the platform incident, and the board's turn given back."""
     fail(api, *[f"b{i:02d}" for i in range(20)])
     reply = fail(api, "b20")
     assert [t["suppressed"] for t in reply["transitions"]] == [True]
@@ -488,9 +487,8 @@ def test_a_lazy_turn_is_taken_by_the_board_read(fleet: Flask, redis_client: redi
 def test_a_join_while_another_holds_the_boards_turn_waits_for_it(
     api: FlaskClient, redis_client: redis.Redis
 ) -> None:
-    """The board's read sent with the breakers' commit finds the turn taken by another
-    process: it is not used; the delivery waits for the turn (given back, or expired)
-    and reads the board again, and both tenants are on one incident."""
+    """Another process holds the board's turn: the delivery waits for it (given back,
+    or expired) and both tenants are on one incident, the turn given back after."""
     fail(api, "b00")
     redis_client.set("br:{_incidents}:turn", "another-process", px=300)
     fail(api, "b01")

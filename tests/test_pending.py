@@ -20,7 +20,7 @@ from receiver.store import ScopeStore
 from receiver.store import keys as k
 from receiver.store.admission import SYNC_ENTRIES
 from receiver.store.client import open_client
-from receiver.store.incidents import BoardAhead, IncidentStore
+from receiver.store.incidents import IncidentStore
 from receiver.store.pending import EARLY_ENTRIES, Pending
 from tests.conftest import T0, WEBHOOK, isolate_alert
 from tests.servers import RedisServer
@@ -50,16 +50,16 @@ def test_a_follow_nothing_carried_is_flushed(store: ScopeStore, redis_client: re
     assert set(store.admission.entries()) == {"acme"}
 
 
-def test_a_join_is_three_round_trips_its_deny_list_entry_with_the_board_commit(
+def test_a_join_sends_its_deny_list_entry_with_the_board_read(
     redis_server: RedisServer,
     real_redis: redis.Redis,
     settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A new tenant joining the open incident, on redis-server through the receiver's
-    own client, in three round trips once the process has read the board before: the
-    read; the commit (which takes its guard slot) with the board's turn and read; the
-    board's commit, which carries the deny-list entry."""
+    own client, in four round trips once the process has read the board before: the
+    read, the commit (which takes its guard slot), the board read (which carries its
+    deny-list entry) and the board commit."""
     client = open_client(redis_server.url, 2.0)
     unguarded = replace(settings, max_isolated_percent=100)
     app = create_app({"SETTINGS": unguarded, "REDIS_CLIENT": client, "SWEEPER": False})
@@ -79,42 +79,30 @@ def test_a_join_is_three_round_trips_its_deny_list_entry_with_the_board_commit(
     monkeypatch.undo()
     assert reply.status_code == 200
     assert [(t["to"], t["suppressed"]) for t in reply.json["transitions"]] == [("open", False)]
-    assert {n["kind"] for n in reply.json["incidents"]} >= {"tenant_joined", "tenant_isolated"}
     packed = [
         b"".join(bytes(part) for part in c) if isinstance(c, list) else bytes(c) for c in sends
     ]
-    assert len(packed) == 3
-    read, commit, board_commit = packed
-    assert k.ISOLATED.encode() in commit and k.INCIDENTS_TURN.encode() in commit
-    assert k.INCIDENTS_STATE.encode() in commit and b"HGETALL" in commit
-    assert k.ADMISSION.encode() in board_commit and k.ADMISSION.encode() not in read + commit
+    deny_list, board = k.ADMISSION.encode(), k.INCIDENTS_STATE.encode()
+    carrying = [c for c in packed if deny_list in c]
+    assert len(carrying) == 1 and board in carrying[0] and b"HGETALL" in carrying[0]
+    assert len(packed) == 4 and packed.index(carrying[0]) == 2
+    assert [k.ISOLATED.encode() in c for c in packed] == [False, True, False, False]
     store = app.extensions["blast_radius"].store
     assert store.slots.isolated() == {"t0", "t1", "t2"}
     assert {"t0", "t1", "t2"} <= set(store.admission.entries())
-    assert not real_redis.exists(k.INCIDENTS_TURN)  # given back by the board's commit
     client.close()
 
 
-@pytest.mark.parametrize("failing", ["read", "commit"])
 def test_the_follow_is_sent_when_the_board_fails(
-    app: Flask,
-    client: FlaskClient,
-    store: ScopeStore,
-    monkeypatch: pytest.MonkeyPatch,
-    failing: str,
+    app: Flask, client: FlaskClient, store: ScopeStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The breaker committed and the board's read (the one ahead answered with an
-    error, then the one of its own) or its commit then failed: the delivery answers
+    """The breaker committed and the board read then failed: the delivery answers
     5xx (Alertmanager retries), and the slot and deny-list entry are there anyway."""
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise redis.ConnectionError("board unreachable")
 
-    if failing == "read":
-        monkeypatch.setattr(IncidentStore, "board", broken)
-        monkeypatch.setattr(BoardAhead, "board", lambda self: None)
-    else:
-        monkeypatch.setattr(IncidentStore, "commit", broken)
+    monkeypatch.setattr(IncidentStore, "board", broken)
     reply = client.post("/webhook/alertmanager", json=isolate_alert("acme"), headers=WEBHOOK)
     assert reply.status_code >= 500
     assert store.slots.isolated() == {"acme"}

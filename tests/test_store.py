@@ -3,8 +3,7 @@ On fakeredis and real Redis."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -142,56 +141,6 @@ def test_a_commit_that_lost_its_race_is_recomputed_from_a_fresh_read(
     assert commit_scopes(scopes, {"t1": []}, compute, T0) == {"t1": 1}
     assert versions == [0, 1]
     assert scopes.read({"t1": []}, T0)["t1"].breaker == Breaker()
-
-
-class Rider:
-    """A ride that asks Redis whether the isolated set exists, and notes what it is told."""
-
-    def __init__(self) -> None:
-        self.told: list[object] = []
-
-    def queue(self, pipe: Any) -> None:
-        pipe.exists(k.ISOLATED)
-        self.told.append("queued")
-
-    def answered(self, replies: list[Any]) -> None:
-        self.told.append(replies)
-
-    def stale(self) -> None:
-        self.told.append("stale")
-
-
-@pytest.mark.parametrize("race", [False, True])
-def test_a_ride_goes_with_the_first_commit_and_is_stale_if_it_is_tried_again(
-    scopes: ScopeStore, race: bool
-) -> None:
-    """The ride is made from every scope's first result once all are computed, and
-    answered in the commit's round trip; if a scope lost its race, it is told stale."""
-    rider, made_from = Rider(), []
-
-    def compute(snapshot: Snapshot) -> tuple[Change | None, int]:
-        if race and not made_from:
-            scopes.commit([Change(snapshot.scope, snapshot.version, breaker=Breaker())], T0)
-        return Change(snapshot.scope, snapshot.version, breaker=Breaker()), snapshot.version
-
-    def make(results: Mapping[str, Any]) -> Rider:
-        made_from.append(dict(results))
-        return rider
-
-    first = scopes.read({"t1": [], "t2": []}, T0)
-    commit_scopes(scopes, {"t1": [], "t2": []}, compute, T0, first_read=first, ride=make)
-    assert made_from == [{"t1": 0, "t2": 0}]
-    assert rider.told == ["queued", [0], "stale"] if race else ["queued", [0]]
-
-
-def test_the_isolated_view_takes_slots_about_to_be_set_as_set(scopes: ScopeStore) -> None:
-    """`t1` holds a slot about to be freed, `t2` one about to be taken: looked up one
-    by one and walked whole, the view says so; `t3` is read from Redis."""
-    scopes.client.sadd(k.ISOLATED, "t1", "t3")
-    view = scopes.slots.isolated_view({"t1": False, "t2": True})
-    assert ("t1" in view, "t2" in view, "t3" in view, "t4" in view) == (False, True, True, False)
-    walked = scopes.slots.isolated_view({"t1": False, "t2": True})
-    assert set(walked) == {"t2", "t3"} and len(walked) == 2
 
 
 def test_the_retry_helper_gives_a_bounded_number_of_attempts() -> None:

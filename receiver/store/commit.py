@@ -10,36 +10,12 @@ from typing import Any
 from receiver.alerts import PLATFORM_SCOPE
 from receiver.breaker import ISOLATING
 from receiver.store.admission import entry_of
-from receiver.store.pending import Pending, Ride
+from receiver.store.pending import Pending
 from receiver.store.retry import MAX_ATTEMPTS, CommitConflict, attempts
 from receiver.store.scopes import Change, ScopeStore, Snapshot
 from receiver.store.slots import Slot
 
 Compute = Callable[[Snapshot], tuple[Change | None, Any]]
-MakeRide = Callable[[Mapping[str, Any]], Ride | None]
-"""The reads to send with the first commit, made from every scope's result of it."""
-
-
-class _FirstRide:
-    """The caller's ride, made once the first attempt's results are all computed (the
-    store queues it after the last change); stale if any scope must be tried again."""
-
-    def __init__(self, make: MakeRide, results: Mapping[str, Any]) -> None:
-        self.make, self.results = make, results
-        self.ride: Ride | None = None
-
-    def queue(self, pipe: Any) -> None:
-        self.ride = self.make(self.results)
-        if self.ride is not None:
-            self.ride.queue(pipe)
-
-    def answered(self, replies: list[Any]) -> None:
-        if self.ride is not None:
-            self.ride.answered(replies)
-
-    def stale(self) -> None:
-        if self.ride is not None:
-            self.ride.stale()
 
 
 def commit_scopes(
@@ -52,7 +28,6 @@ def commit_scopes(
     taken: MutableMapping[str, Slot] | None = None,
     later: Pending | None = None,
     max_isolated_percent: float | None = None,
-    ride: MakeRide | None = None,
 ) -> dict[str, Any]:
     """Read, compute and commit each scope, re-reading the ones that moved.
     `first_read`, if given, is a fresh read of exactly `scopes` to start from.
@@ -60,9 +35,6 @@ def commit_scopes(
     A change that trips a tenant may ask the commit for its guard slot (`Change.slot`,
     under `max_isolated_percent`). A refused slot goes in `taken` and the scope is
     computed again from the same read, for `compute` to find it there.
-
-    With `ride`, reads made from the first attempt's results go in its round trip
-    (`ScopeStore.commit`), and are told they are stale if any scope is tried again.
 
     `compute` returns the change to write (or None) and a result to hand back; a
     result counts only from the attempt whose commit won. Afterwards the guard's
@@ -90,8 +62,7 @@ def commit_scopes(
         changes: list[Change] = []
         attempt: dict[str, Any] = {}
         computed = _computed(snapshots, compute, attempt, changes)
-        first = _FirstRide(ride, attempt) if ride is not None and attempt_no == 0 else None
-        versions = store.commit(computed, now, known, max_isolated_percent, first)
+        versions = store.commit(computed, now, known, max_isolated_percent)
         committing = {change.scope for change in changes}
         for scope, result in attempt.items():
             if scope not in committing:
@@ -114,8 +85,6 @@ def commit_scopes(
                     entries[change.scope] = (version, entry_of(change.breaker))
             else:
                 retry[change.scope] = pending[change.scope]
-        if first is not None and retry:
-            first.stale()
         if not retry:
             for scope, slot in taken.items():
                 if slot.granted and scope in unchanged and not unchanged[scope]:

@@ -105,30 +105,6 @@ class BoardChange:
     """Per incident (among `put`), notices deferred to its next update, and when due."""
 
 
-class BoardAhead:
-    """A board read sent in another call's round trip (`IncidentStore.board_ahead`).
-    Its answer says at once whether it took the turn; the board is made of it only
-    when asked for, by the change that uses it."""
-
-    def __init__(self, turn: Turn, taking: bool, parse: Callable[[list[Any]], Board]) -> None:
-        self.turn, self.taking, self.parse = turn, taking, parse
-        self.replies: list[Any] | None = None
-
-    def answered(self, replies: list[Any]) -> None:
-        if any(isinstance(reply, Exception) for reply in replies):
-            return
-        if self.taking:
-            if not replies[0]:
-                return  # another process holds the turn: `board` waits for it
-            self.turn.held = True
-            replies = replies[1:]
-        self.replies = replies
-
-    def board(self) -> Board | None:
-        """The board, if it was read (with the turn, where it had to be taken)."""
-        return None if self.replies is None else self.parse(self.replies)
-
-
 class IncidentStore:
     def __init__(self, client: redis.Redis, seen_ttl_s: float) -> None:
         self.client = client
@@ -155,39 +131,10 @@ class IncidentStore:
         open at this process's last read are read in that round trip too, beside the
         state that says which are open now; only those opened since take a second.
         Writes left `pending` ride on that round trip too."""
-        reads, parse = self._board_reads(now, extra_ids, delivery_keys, wanted)
-        return parse(self._taking(turn, reads, pending))
-
-    def board_ahead(
-        self,
-        pipe: Any,
-        now: float,
-        delivery_keys: Sequence[str],
-        wanted: Mapping[str, Iterable[str]],
-        turn: Turn,
-    ) -> BoardAhead:
-        """`board`'s reads on another call's `pipe`, behind an attempt to take `turn`
-        if it is not held yet."""
-        taking = not turn.held and not turn.waited_out
-        if taking:
-            pipe.set(k.INCIDENTS_TURN, turn.token, nx=True, px=turn.ttl_ms)
-        reads, parse = self._board_reads(now, (), delivery_keys, wanted)
-        reads(pipe)
-        return BoardAhead(turn, taking, parse)
-
-    def _board_reads(
-        self,
-        now: float,
-        extra_ids: Iterable[str],
-        delivery_keys: Sequence[str],
-        wanted: Mapping[str, Iterable[str]] | None,
-    ) -> tuple[Callable[[Any], None], Callable[[list[Any]], Board]]:
-        """The reads of a `board` for a pipeline, and what makes the board of their
-        replies."""
         asked = _asked(wanted or {})
         guess = list(dict.fromkeys([*self._open_last_read, *extra_ids]))
 
-        def reads(pipe: Any) -> None:
+        def reads(pipe: redis.client.Pipeline) -> None:
             pipe.hgetall(k.INCIDENTS_STATE)
             pipe.hgetall(k.UPDATES_SENT)
             if delivery_keys:
@@ -195,27 +142,23 @@ class IncidentStore:
             if guess:
                 self._read(*self._read_call(guess, asked), client=pipe)
 
-        def parse(replies: list[Any]) -> Board:
-            fields: dict[str, str] = replies[0]
-            last_sent = {incident_id: float(at) for incident_id, at in replies[1].items()}
-            scores = replies[2] if delivery_keys else []
-            seen = frozenset(
-                key
-                for key, score in zip(delivery_keys, scores, strict=True)
-                if score and score > now
-            )
-            open_ids: list[str] = jsontext.loads(fields.get("open") or "[]")
-            self._open_last_read = open_ids
-            ids = list(dict.fromkeys([*open_ids, *extra_ids]))
-            found = self._decode_read(guess, asked, replies[-1]) if guess else {}
-            missing = [incident_id for incident_id in ids if incident_id not in guess]
-            if missing:
-                found.update(self._changing(missing, asked))
-            incidents = {i: found[i] for i in ids if i in found}
-            version = int(fields.get("version") or 0)
-            return Board(version, fields, incidents, seen, last_sent)
-
-        return reads, parse
+        replies = self._taking(turn, reads, pending)
+        fields: dict[str, str] = replies[0]
+        last_sent = {incident_id: float(at) for incident_id, at in replies[1].items()}
+        scores = replies[2] if delivery_keys else []
+        seen = frozenset(
+            key for key, score in zip(delivery_keys, scores, strict=True) if score and score > now
+        )
+        open_ids: list[str] = jsontext.loads(fields.get("open") or "[]")
+        self._open_last_read = open_ids
+        ids = list(dict.fromkeys([*open_ids, *extra_ids]))
+        found = self._decode_read(guess, asked, replies[-1]) if guess else {}
+        missing = [incident_id for incident_id in ids if incident_id not in guess]
+        if missing:
+            found.update(self._changing(missing, asked))
+        incidents = {i: found[i] for i in ids if i in found}
+        version = int(fields.get("version") or 0)
+        return Board(version, fields, incidents, seen, last_sent)
 
     def _taking(
         self,
@@ -333,16 +276,9 @@ class IncidentStore:
             for part in PARTS
         }
 
-    def commit(
-        self,
-        change: BoardChange,
-        now: float,
-        turn: Turn | None = None,
-        pending: Pending | None = None,
-    ) -> bool:
+    def commit(self, change: BoardChange, now: float, turn: Turn | None = None) -> bool:
         """Apply the change if the board is still at its version; a committed change
-        gives back the `turn` it was made in, in the same step. Writes left `pending`
-        ride on its round trip, after it."""
+        gives back the `turn` it was made in, in the same step."""
         keys = [
             k.INCIDENTS_STATE,
             k.INCIDENTS_CREATED,
@@ -380,14 +316,7 @@ class IncidentStore:
         for incident_id in change.delete:
             keys += self._keys(incident_id)
             args += ["", "", "", 0, 0, 0, ""] + [0, 0] * len(PARTS)
-        if pending:
-            pipe = self.client.pipeline(transaction=False)
-            self._commit(keys=keys, args=args, client=pipe)
-            pending.into(pipe)
-            done = bool(pipe.execute()[0])
-            pending.sent()
-        else:
-            done = bool(self._commit(keys=keys, args=args))
+        done = bool(self._commit(keys=keys, args=args))
         if done and turn is not None:
             turn.released = True
         return done

@@ -12,7 +12,7 @@ it would hold up the board read for as long as Redis takes to run it."""
 from __future__ import annotations
 
 from concurrent.futures import Future
-from typing import Any, Protocol
+from typing import Any
 
 import redis
 
@@ -23,28 +23,10 @@ EARLY_ENTRIES = 500
 Redis's time; a single tenant's trip stays one round trip fewer)."""
 
 
-class Ride(Protocol):
-    """The other way round: reads sent ahead in a write's round trip (the board's,
-    with the breakers' commit). `queue` puts them on the write's pipeline once the
-    write is built; `answered` gets their replies, an error in place of any that
-    failed; `stale` says the write did not land as built, so what was read for it
-    must not be used."""
-
-    def queue(self, pipe: Any) -> None: ...
-
-    def answered(self, replies: list[Any]) -> None: ...
-
-    def stale(self) -> None: ...
-
-
 class Pending:
     def __init__(self) -> None:
         self._fills: list[Fill] = []
         self._sending: list[Future[list[Any]]] = []
-        self.isolating: dict[str, bool] = {}
-        """The guard's slots the pending writes set (tenant -> holds one), for a
-        reader that looks before they are sent (the board, with the writes carried
-        by its commit)."""
 
     def add(self, fill: Fill, entries: int = 1, client: redis.Redis | None = None) -> None:
         """Leave `fill` for the next round trip; with `client`, one of `entries` past
@@ -70,7 +52,6 @@ class Pending:
 
     def sent(self) -> None:
         self._fills = []
-        self.isolating = {}
 
     def flush(self, client: redis.Redis) -> None:
         """Send what no pipeline carried, in a round trip of its own, and wait for

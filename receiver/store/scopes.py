@@ -35,7 +35,7 @@ from receiver.store.codec import (
     transition_json,
 )
 from receiver.store.overlap import Fill, execute_overlapped
-from receiver.store.pending import Pending, Ride
+from receiver.store.pending import Pending
 from receiver.store.scope_scripts import BATCH_SCOPES, COMMIT_SCOPES, PART_SCOPES, READ_SCOPES
 from receiver.store.slots import Slot, SlotStore
 
@@ -209,7 +209,6 @@ class ScopeStore:
         now: float,
         known: Iterable[str] = (),
         max_isolated_percent: float | None = None,
-        ride: Ride | None = None,
     ) -> list[int | Slot]:
         """Apply each change if its scope is still at the version it was read at, and,
         for a change that needs a guard slot (`slot`, under `max_isolated_percent`),
@@ -218,9 +217,7 @@ class ScopeStore:
         Returns per change the new version, 0 where the scope had moved on, or the
         refused `Slot`. Tenants in `known` are added to the tenant index. `changes`
         may be a generator that computes them: it is taken `PART_SCOPES` at a time,
-        and each part goes to Redis while the next is computed (`overlap`). A `ride`
-        goes in the commit's round trip, after it, when the commit is one pipeline
-        (fewer changes than a part)."""
+        and each part goes to Redis while the next is computed (`overlap`)."""
         guarded = max_isolated_percent is not None and self.commits_slots
         header: list[Any] = [
             repr(now),
@@ -268,16 +265,7 @@ class ScopeStore:
                 return []
             pipe = self.client.pipeline(transaction=False)
             fill(first, with_known=True)(pipe)
-            own = len(pipe)
-            if ride is not None:
-                ride.queue(pipe)
-            raw = pipe.execute(raise_on_error=False)
-            if ride is not None:
-                ride.answered(raw[own:])
-            for reply in raw[:own]:
-                if isinstance(reply, Exception):
-                    raise reply
-            replies = iter(raw[:own])
+            replies = iter(pipe.execute())
         else:
             replies = iter(execute_overlapped(self.client, parts()))
         versions: list[int | Slot] = [0] * len(taken)
@@ -309,7 +297,6 @@ class ScopeStore:
             self.admission.follow(entries, pipe)
 
         later = Pending() if pending is None else pending
-        later.isolating.update(isolating)
         later.add(slots)
         later.add(deny_list, len(entries), self.client)
         if pending is None:

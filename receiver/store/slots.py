@@ -131,20 +131,18 @@ class SlotStore:
     def isolated(self) -> set[str]:
         return set(self.client.smembers(k.ISOLATED))  # type: ignore[arg-type]
 
-    def isolated_view(self, overlay: Mapping[str, bool] | None = None) -> IsolatedView:
-        return IsolatedView(self.client, overlay)
+    def isolated_view(self) -> IsolatedView:
+        return IsolatedView(self.client)
 
 
 class IsolatedView(Collection[str]):
     """Who holds a slot, read only as far as asked: nothing until a tenant is looked
     up (then that tenant), the whole set only for a walk. A tenant joining an
-    incident usually needs none of it. `overlay` holds slots about to be set (tenant
-    -> holds one), taken as set."""
+    incident usually needs none of it."""
 
-    def __init__(self, client: redis.Redis, overlay: Mapping[str, bool] | None = None) -> None:
+    def __init__(self, client: redis.Redis) -> None:
         self.client = client
-        self._known: dict[str, bool] = dict(overlay or {})
-        self._overlay = dict(overlay or {})
+        self._known: dict[str, bool] = {}
         self._all: set[str] | None = None
 
     def __contains__(self, tenant: object) -> bool:
@@ -165,9 +163,7 @@ class IsolatedView(Collection[str]):
 
     def _whole(self) -> set[str]:
         if self._all is None:
-            found: set[str] = set(self.client.smembers(k.ISOLATED))  # type: ignore[arg-type]
-            found |= {tenant for tenant, held in self._overlay.items() if held}
-            self._all = found - {tenant for tenant, held in self._overlay.items() if not held}
+            self._all = set(self.client.smembers(k.ISOLATED))  # type: ignore[arg-type]
         return self._all
 
     def __iter__(self) -> Iterator[str]:
