@@ -24,6 +24,7 @@ from receiver.breaker import (
 from receiver.causes import SharedCause
 from receiver.config import Settings
 from receiver.containment import release_victims
+from receiver.fleet import guard_cap
 from receiver.store import Change, ScopeStore, Snapshot
 from receiver.store.commit import commit_scopes
 from receiver.store.pending import Pending
@@ -83,11 +84,17 @@ def _presume_slots(
     settings: Settings,
     snapshots: Mapping[str, Snapshot],
     firing_keys: Mapping[str, set[str]],
+    guard: tuple[int, int] | None,
     now: float,
-) -> dict[str, Slot]:
+) -> dict[str, Slot] | None:
     """Guard slots for every tenant this delivery would trip, in one round trip
-    rather than one per tenant. Slots a tenant ends up not needing are freed when
-    breakers are committed (`commit_scopes` syncs slots with final states)."""
+    rather than one per tenant; None where the commit can take them itself. Slots a
+    tenant ends up not needing are freed when breakers are committed (`commit_scopes`
+    syncs slots with final states).
+
+    On one Redis the commit takes a trip's slot (one round trip fewer), unless the
+    guard looked full when read: a refused trip would be computed and sent twice, so
+    in a storm past the cap the slots are asked for first."""
     wanted = [
         scope
         for scope, snapshot in snapshots.items()
@@ -95,6 +102,10 @@ def _presume_slots(
         and firing_keys[scope] - snapshot.seen
         and would_trip(tick(snapshot.breaker, now, settings.breaker)[0], settings.breaker)
     ]
+    if store.commits_slots and guard is not None:
+        held, known = guard
+        if held + len(wanted) <= guard_cap(known, settings.max_isolated_percent):
+            return None
     return store.slots.acquire_many(wanted, settings.max_isolated_percent, now)
 
 
@@ -212,13 +223,15 @@ def ingest(
     # Indexed in the same round trip as the read: a repeat delivery writes nothing
     # else, and still puts back a tenant whose index entry Redis lost.
     first_read: dict[str, Snapshot] = {}
+    guard: tuple[int, int] | None = None
     if scopes:
         read = store.read_delivery(scopes, now, index=tenants, board_keys=board_keys)
         first_read, result.board_unseen = read.snapshots, read.board_unseen
         shared.append(read.cause)
-    # One Redis takes a trip's guard slot in the commit; a cluster takes them first.
-    in_commit = store.commits_slots
-    slots = {} if in_commit else _presume_slots(store, settings, first_read, firing_keys, now)
+        guard = read.guard
+    presumed = _presume_slots(store, settings, first_read, firing_keys, guard, now)
+    in_commit = presumed is None
+    slots: dict[str, Slot] = {} if presumed is None else presumed
 
     def hold(change: Change) -> str | None:
         """The blast-radius guard's reason to hold this trip back, if it refused a

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -352,3 +354,37 @@ def test_a_re_fire_after_its_resolution_in_one_payload_is_firing(store: ScopeSto
     ingest(load(body), store, FULL, {}, T0 + 700)
     assert store.read({"acme": []}, T0 + 700)["acme"].breaker.state is State.OPEN
     assert store.alerts("acme")["fp-acme"]["status"] == "firing"
+
+
+def test_a_trip_asks_the_commit_for_its_slot_until_the_guard_looks_full(
+    store: ScopeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """10 known tenants at 20%: two slots. On one Redis the first two trips take theirs
+    in their commits; the third finds the guard full when read, so it asks for its slot
+    first (refused) and commits once, held back. A cluster always asks first."""
+    guarded = replace(FULL, max_isolated_percent=20)
+    store.add_known([f"t{i}" for i in range(10)], T0)
+    asked: list[list[str]] = []
+    commits: list[int] = []
+    acquire, commit = store.slots.acquire_many, store.commit
+
+    def asking(tenants: Any, *args: Any) -> Any:
+        asked.append(list(tenants))
+        return acquire(tenants, *args)
+
+    def committing(changes: Any, *args: Any) -> Any:
+        versions = commit(changes, *args)
+        commits.append(len(versions))
+        return versions
+
+    monkeypatch.setattr(store.slots, "acquire_many", asking)
+    monkeypatch.setattr(store, "commit", committing)
+    results = [ingest(load(isolate_alert(t)), store, guarded, {}, T0) for t in ("t1", "t2", "t3")]
+    assert [list(r.held) for r in results] == [[], [], ["t3"]]
+    assert "2 of 10 known tenants already isolated (cap 2" in results[2].held["t3"]
+    assert store.slots.isolated() == {"t1", "t2"}
+    assert state(store, "t1") is State.OPEN and state(store, "t3") is State.CLOSED
+    if store.commits_slots:
+        assert asked == [["t3"]] and commits == [1, 1, 1]
+    else:
+        assert asked == [["t1"], ["t2"], ["t3"]] and commits == [1, 1, 1]

@@ -83,6 +83,8 @@ class DeliveryRead:
     cause: SharedCause
     board_unseen: bool
     """Whether any of the board keys asked for is new to the incident board."""
+    guard: tuple[int, int] | None = None
+    """The guard's slots held and the known tenants, when tenants were indexed."""
 
 
 class NotReplicated(redis.RedisError):
@@ -133,21 +135,28 @@ class ScopeStore:
     ) -> DeliveryRead:
         """`read`, plus in the same round trip the shared cause and whether the
         incident board has yet to see any of `board_keys`: all a delivery reads
-        before it computes. Tenants in `index` are added to the tenant index."""
+        before it computes. Tenants in `index` are added to the tenant index, and
+        then the guard's counts read."""
         pipe = self.client.pipeline(transaction=False)
         index = list(index)
         if index:
             pipe.zadd(k.TENANTS, {tenant: now for tenant in index}, nx=True)
+            pipe.scard(k.ISOLATED)
+            pipe.zcard(k.TENANTS)
         pipe.hgetall(k.SHARED_CAUSES)
         if board_keys:
             pipe.zmscore(k.INCIDENTS_SEEN, list(board_keys))
         batches = self._queue_reads(pipe, scopes, now)
-        replies = iter(pipe.execute()[1 if index else 0 :])
+        replies = iter(pipe.execute())
+        guard = None
+        if index:
+            next(replies)
+            guard = (int(next(replies)), int(next(replies)))
         cause = self.causes.parse(next(replies), now)
         board_scores = next(replies) if board_keys else []
         snapshots = self._snapshots(batches, replies)
         unseen = any(score is None or score <= now for score in board_scores)
-        return DeliveryRead(snapshots, cause, unseen)
+        return DeliveryRead(snapshots, cause, unseen, guard)
 
     def _queue_reads(
         self, pipe: Any, scopes: Mapping[str, Sequence[str]], now: float
