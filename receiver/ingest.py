@@ -225,7 +225,12 @@ def ingest(
     first_read: dict[str, Snapshot] = {}
     guard: tuple[int, int] | None = None
     if scopes:
-        read = store.read_delivery(scopes, now, index=tenants, board_keys=board_keys)
+        # The guard's counts only where the commit may take a slot: a trip needs a
+        # firing isolation alert, and a cluster asks for slots first anyway.
+        counts = store.commits_slots and any(firing_keys.values())
+        read = store.read_delivery(
+            scopes, now, index=tenants, board_keys=board_keys, guard_counts=counts
+        )
         first_read, result.board_unseen = read.snapshots, read.board_unseen
         shared.append(read.cause)
         guard = read.guard

@@ -23,8 +23,8 @@ local function take_slot(isolated, known, percent, tenant)
   if not guard.known then
     guard.known = redis.call('ZCARD', known)
     guard.held = redis.call('SCARD', isolated)
+    guard.cap = math.max(1, math.floor(guard.known * tonumber(percent) / 100))
   end
-  guard.cap = math.max(1, math.floor(guard.known * tonumber(percent) / 100))
   if redis.call('SISMEMBER', isolated, tenant) == 1 then return 1 end
   if guard.held >= guard.cap then return 0 end
   redis.call('SADD', isolated, tenant)

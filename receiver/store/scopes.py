@@ -84,7 +84,7 @@ class DeliveryRead:
     board_unseen: bool
     """Whether any of the board keys asked for is new to the incident board."""
     guard: tuple[int, int] | None = None
-    """The guard's slots held and the known tenants, when tenants were indexed."""
+    """The guard's slots held and the known tenants, if asked for."""
 
 
 class NotReplicated(redis.RedisError):
@@ -132,26 +132,25 @@ class ScopeStore:
         now: float,
         index: Iterable[str] = (),
         board_keys: Sequence[str] = (),
+        guard_counts: bool = False,
     ) -> DeliveryRead:
         """`read`, plus in the same round trip the shared cause and whether the
         incident board has yet to see any of `board_keys`: all a delivery reads
-        before it computes. Tenants in `index` are added to the tenant index, and
-        then the guard's counts read."""
+        before it computes. Tenants in `index` are added to the tenant index; with
+        `guard_counts`, the guard's counts are read after that."""
         pipe = self.client.pipeline(transaction=False)
         index = list(index)
         if index:
             pipe.zadd(k.TENANTS, {tenant: now for tenant in index}, nx=True)
+        if guard_counts:
             pipe.scard(k.ISOLATED)
             pipe.zcard(k.TENANTS)
         pipe.hgetall(k.SHARED_CAUSES)
         if board_keys:
             pipe.zmscore(k.INCIDENTS_SEEN, list(board_keys))
         batches = self._queue_reads(pipe, scopes, now)
-        replies = iter(pipe.execute())
-        guard = None
-        if index:
-            next(replies)
-            guard = (int(next(replies)), int(next(replies)))
+        replies = iter(pipe.execute()[1 if index else 0 :])
+        guard = (int(next(replies)), int(next(replies))) if guard_counts else None
         cause = self.causes.parse(next(replies), now)
         board_scores = next(replies) if board_keys else []
         snapshots = self._snapshots(batches, replies)
