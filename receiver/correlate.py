@@ -6,7 +6,8 @@ meanwhile. Also the board's upkeep (retention) and operators' edits.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from receiver import jsontext
@@ -16,10 +17,10 @@ from receiver.breaker import ISOLATING
 from receiver.config import Settings
 from receiver.cost import tally_cost_per_hour, tenants_cost_per_hour
 from receiver.incidents import Incident, expire_alerts
-from receiver.metrics import BOARD_CONFLICTS
+from receiver.metrics import BOARD_CONFLICTS, BOARD_HANDOFFS
 from receiver.notify.message import deferred_until
-from receiver.store import ScopeStore
-from receiver.store.incidents import Board, BoardChange, IncidentStore
+from receiver.store import ScopeStore, handoff
+from receiver.store.incidents import Board, BoardChange, IncidentStore, Turn
 from receiver.store.outbox import encode, kinds_of
 from receiver.store.outbox import members as outbox_members
 from receiver.store.pending import Pending
@@ -27,6 +28,9 @@ from receiver.store.retry import CommitConflict, attempts
 from receiver.tenants import Tier, resolve_tier
 
 log = logging.getLogger(__name__)
+DRAIN_S = 0.2
+"""How long the turn's holder goes on applying hand-offs after its own change, before
+giving the turn back (to the next delivery, or the sweep) with any still waiting."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,8 @@ class Posted:
     """Everything the change noticed, for the logs."""
     queued: bool
     """Whether any went to the outbox (the others were deferred to a later update)."""
+    handed: bool = False
+    """Whether the signals were left for the process at the board to apply."""
 
 
 def draft_of(board: Board, settings: Settings, now: float) -> Draft:
@@ -115,9 +121,16 @@ def update(
     now: float,
     tidy: bool = False,
     pending: Pending | None = None,
+    hand_off: bool = False,
 ) -> Posted:
     """Apply signals to the incident board; with `tidy`, also expire and settle. The
-    board read carries the writes left `pending`, if it happens."""
+    board read carries the writes left `pending`, if it happens.
+
+    Whoever holds the board's turn also applies the signals other deliveries left
+    there (the hand-off list), a batch per change, for up to `DRAIN_S`. With
+    `hand_off`, a delivery that finds the turn held leaves its signals there and
+    returns at once (`Posted.handed`): under a burst one process applies many joins
+    in one change instead of each taking its turn."""
     keys = signals.board_keys()
     unseen = signals.board_unseen
     if unseen is None:
@@ -127,29 +140,112 @@ def update(
             [], queued=False
         )  # a repeat of what the board already has: skip reading incidents
     signals = replace(signals, opened_at=_opened_before(store, signals, now))
-    with incidents.turn(lazy=True) as turn:
-        for attempt in attempts():
-            if attempt:
-                BOARD_CONFLICTS.inc()
-            board = incidents.board(
-                now, delivery_keys=keys, wanted=wanted(signals), turn=turn, pending=pending
-            )
-            draft = draft_of(board, settings, now)
-            isolated = store.slots.isolated_view()
-            isolated.prefetch([s for s, a in signals.alerts if a.delivery_key not in signals.fresh])
-            apply_signals(draft, signals, isolated)
-            if tidy:
-                for incident in draft.open.values():
-                    if expire_alerts(incident, now, settings.incidents.alert_timeout_s):
-                        draft.touch(incident)
-                settle(draft, isolated, candidates=list(draft.open))
-            if not draft.changed:
-                return Posted([], queued=False)
-            _costs(draft, store, settings, registry, signals.tiers)
-            change = board_change(draft, board)
-            if incidents.commit(change, now, turn):
-                return Posted(draft.notices, queued=bool(change.outbox))
+    given = handoff.encode(signals) if hand_off else ""
+    notices: list[Notice] = []
+    queued = False
+    with incidents.turn(lazy=True, hand_off=given) as turn:
+        until = time.monotonic() + DRAIN_S
+        own: Signals | None = signals
+        while True:
+            posted = _change(incidents, store, settings, registry, own, now, tidy, pending, turn)
+            if turn.handed:
+                BOARD_HANDOFFS.inc()
+                return Posted([], queued=False, handed=True)
+            notices += posted.notices
+            queued = queued or posted.queued
+            if not turn.waiting or time.monotonic() >= until:
+                return Posted(notices, queued)
+            own, tidy, pending = None, False, None
+
+
+def _change(
+    incidents: IncidentStore,
+    store: ScopeStore,
+    settings: Settings,
+    registry: Mapping[str, Tier],
+    own: Signals | None,
+    now: float,
+    tidy: bool,
+    pending: Pending | None,
+    turn: Turn,
+) -> Posted:
+    """One board change: `own` signals (if any) after the hand-offs waiting, with the
+    turn (taken by the first read, if free). A change that lost the compare-and-set
+    reads the hand-offs again: a holder that took over an expired turn may have
+    applied them."""
+    mine = [own] if own is not None else []
+    for attempt in attempts():
+        if attempt:
+            BOARD_CONFLICTS.inc()
+        board = _read(incidents, mine, now, turn, pending, handoffs=True)
+        if turn.handed:
+            return Posted([], queued=False)
+        batch, taken = _decoded(board.handoffs), len(board.handoffs)
+        if taken:
+            # Read again with what they name, under the turn now held.
+            board = _read(incidents, [*batch, *mine], now, turn)
+        pending = None  # carried by the first read
+        applying = [*batch, *mine]
+        draft = draft_of(board, settings, now)
+        isolated = store.slots.isolated_view()
+        tiers: dict[str, Tier] = {}
+        for s in applying:
+            isolated.prefetch([scope for scope, a in s.alerts if a.delivery_key not in s.fresh])
+        for s in applying:
+            apply_signals(draft, s, isolated)
+            tiers.update(s.tiers)
+        if tidy:
+            for incident in draft.open.values():
+                if expire_alerts(incident, now, settings.incidents.alert_timeout_s):
+                    draft.touch(incident)
+            settle(draft, isolated, candidates=list(draft.open))
+        if not draft.changed and not taken:
+            turn.waiting = 0  # nothing committed: none waits on this change
+            return Posted([], queued=False)
+        _costs(draft, store, settings, registry, tiers)
+        change = board_change(draft, board)
+        if incidents.commit(change, now, turn, handoffs=taken, keep=True):
+            return Posted(draft.notices, queued=bool(change.outbox))
     raise CommitConflict("incident board still contended")
+
+
+def _read(
+    incidents: IncidentStore,
+    applying: Sequence[Signals],
+    now: float,
+    turn: Turn,
+    pending: Pending | None = None,
+    handoffs: bool = False,
+) -> Board:
+    return incidents.board(
+        now,
+        delivery_keys=[key for s in applying for key in s.board_keys()],
+        wanted=_wanted_all(applying),
+        turn=turn,
+        pending=pending,
+        handoffs=handoffs,
+    )
+
+
+def _wanted_all(applying: Sequence[Signals]) -> dict[str, list[str]]:
+    """`wanted` of several deliveries' signals together."""
+    merged: dict[str, list[str]] = {}
+    for s in applying:
+        for part, names in wanted(s).items():
+            merged.setdefault(part, []).extend(names)
+    return merged
+
+
+def _decoded(texts: Sequence[str]) -> list[Signals]:
+    """The hand-offs that decode; one that does not is logged and dropped (it is taken
+    off the list with the rest)."""
+    batch = []
+    for text in texts:
+        try:
+            batch.append(handoff.decode(text))
+        except ValueError as exc:
+            log.error("dropped an unreadable board hand-off: %s", exc)
+    return batch
 
 
 def _opened_before(store: ScopeStore, signals: Signals, now: float) -> dict[str, float]:

@@ -73,6 +73,11 @@ BOARD_CONFLICTS = Counter(
     "blast_radius_board_conflicts_total",
     "Incident board changes retried because another process changed the board first.",
 )
+BOARD_HANDOFFS = Counter(
+    "blast_radius_board_handoffs_total",
+    "Deliveries whose incident-board signals were left for the process holding the "
+    "board's turn, which applied them with its own change.",
+)
 DELIVERIES = Counter(
     "blast_radius_notification_deliveries_total",
     "Notification delivery attempts, by channel and outcome.",

@@ -96,10 +96,15 @@ def apply(
         outcome = Outcome(events, source="sweep")
         signals = Signals(transitions=events)
     tidy = isinstance(item, Tick)
+    # A webhook's board signals may be left for the process at the board (its answer
+    # does not wait for them); the others apply their own.
+    hand_off = isinstance(item, Alerts) and item.source == "webhook"
     try:
         for listener in listeners:
             listener.committed(outcome)
-        posted = update(s.incidents, s.store, settings, s.registry, signals, now, tidy, pending)
+        posted = update(
+            s.incidents, s.store, settings, s.registry, signals, now, tidy, pending, hand_off
+        )
     finally:
         pending.flush(s.store.client)  # unless the board read carried it
     if settings.redis_min_replicas and not tidy:

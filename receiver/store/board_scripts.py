@@ -1,15 +1,19 @@
-"""The incident board's two scripts: one change's read, and its commit."""
+"""The incident board's scripts: one change's read, its commit, and taking the turn
+at the board or leaving a delivery's signals to the process that holds it."""
 
 from __future__ import annotations
 
 # KEYS[1] state hash, KEYS[2] created zset, KEYS[3] resolved zset, KEYS[4] seen zset,
 # KEYS[5] outbox list, KEYS[6] the turn lock, KEYS[7] the deferred updates' due zset,
-# then per incident its header, timeline list, notes list, deferred update set and
-# one hash per collection (`incident_doc.COLLECTIONS`, in that order).
+# KEYS[8] the hand-off list, then per incident its header, timeline list, notes list,
+# deferred update set and one hash per collection (`incident_doc.COLLECTIONS`, in that
+# order).
 # ARGV[1] expected version, ARGV[2] now, ARGV[3] seen expiry, ARGV[4] timeline cap,
 # ARGV[5] number of delivery keys, ARGV[6] number of collections, ARGV[7] the turn's
-# owner ("" if none; the turn is given back with the commit), then the delivery
-# keys, then the number of state field/value
+# owner ("" if none; the turn is given back with the commit), ARGV[8] how many
+# hand-offs the change applied (taken off the head of the list), ARGV[9] the turn's
+# time to live in ms if the owner keeps it while hand-offs wait ("" to give it back
+# whatever waits), then the delivery keys, then the number of state field/value
 # pairs, then the pairs, then the number of outbox entries and the entries, then per
 # incident (same order as its keys): header JSON ("" deletes the incident), created
 # at, resolved at ("" while open), the number of new timeline events and the events
@@ -18,13 +22,14 @@ from __future__ import annotations
 # number of entries written and their field/value pairs, and the number of fields
 # deleted and the fields.
 # A timeline longer than twice the cap is cut to its first event and the newest ones.
-# Returns the new version, or 0 if the version moved since the caller read it.
+# Returns 0 if the version moved since the caller read it, else the new version and
+# the hand-offs waiting for the owner, who kept the turn to apply them (0: given back).
 COMMIT_INCIDENTS = """
 local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if version ~= tonumber(ARGV[1]) then return 0 end
 local cap = tonumber(ARGV[4])
 local parts = tonumber(ARGV[6])
-local i = 8
+local i = 10
 local n = tonumber(ARGV[5])
 if n > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[2]) end
 for c = 0, n - 1, 500 do
@@ -41,7 +46,7 @@ for _ = 1, n do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('RPUSH', KEYS[5], ARGV[i]); i = i + 1 end
 local width = 4 + parts
-for d = 8, #KEYS, width do
+for d = 9, #KEYS, width do
   local id = string.match(KEYS[d], 'incident:(.*)$')
   if ARGV[i] == '' then
     for p = d, d + width - 1 do redis.call('DEL', KEYS[p]) end
@@ -82,8 +87,17 @@ for d = 8, #KEYS, width do
   end
 end
 redis.call('HSET', KEYS[1], 'version', version + 1)
-if ARGV[7] ~= '' and redis.call('GET', KEYS[6]) == ARGV[7] then redis.call('DEL', KEYS[6]) end
-return version + 1
+if ARGV[8] ~= '0' then redis.call('LTRIM', KEYS[8], tonumber(ARGV[8]), -1) end
+local waiting = 0
+if ARGV[7] ~= '' and redis.call('GET', KEYS[6]) == ARGV[7] then
+  if ARGV[9] ~= '' then waiting = redis.call('LLEN', KEYS[8]) end
+  if waiting > 0 then
+    redis.call('PEXPIRE', KEYS[6], ARGV[9])
+  else
+    redis.call('DEL', KEYS[6])
+  end
+end
+return {version + 1, waiting}
 """
 
 # KEYS: per incident its header, then its collections' hashes (in that order).
@@ -118,4 +132,21 @@ for d = 1, #KEYS, parts + 1 do
   end
 end
 return out
+"""
+
+# KEYS[1] the turn lock, KEYS[2] the hand-off list. ARGV[1] the taker's token, ARGV[2]
+# the turn's time to live in ms, ARGV[3] the taker's signals ("" to take the turn
+# only), ARGV[4] the most hand-offs the list holds, ARGV[5] how recently (ms) the
+# holder must have taken or renewed the turn for signals to be left to it.
+# Returns 1 if the turn is now the taker's; -1 if another holds it and the signals
+# were left for the holder; 0 if another holds it and they were not (none given, the
+# list full, or a holder that has kept the turn too long to be trusted with them).
+TAKE_OR_HAND_OFF = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if ARGV[3] == '' or redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[4]) then return 0 end
+local left = redis.call('PTTL', KEYS[1])
+local ttl = tonumber(ARGV[2])
+if left > ttl or left < ttl - tonumber(ARGV[5]) then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[3])
+return -1
 """

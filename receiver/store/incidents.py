@@ -27,7 +27,7 @@ from receiver.incident_doc import COLLECTIONS, changes, decode_fetch, from_heade
 from receiver.incidents import TIMELINE_CAP, Event, Incident
 from receiver.members import Fetch
 from receiver.store import keys as k
-from receiver.store.board_scripts import COMMIT_INCIDENTS, READ_INCIDENTS
+from receiver.store.board_scripts import COMMIT_INCIDENTS, READ_INCIDENTS, TAKE_OR_HAND_OFF
 from receiver.store.pending import Pending
 
 PARTS = tuple(COLLECTIONS)
@@ -41,6 +41,15 @@ def _asked(wanted: Mapping[str, Iterable[str]]) -> Asked:
 
 TURN_WAIT_S = 2.0
 """How long a change waits for its turn at the board before going ahead anyway."""
+HANDOFF_BATCH = 500
+"""The most hand-offs one board change applies."""
+MAX_HANDOFFS = 20_000
+"""The most the hand-off list holds: past it, a delivery waits for its turn."""
+HANDOFF_FRESH_MS = 1000
+"""Signals are left only to a holder that took or renewed the turn this recently: one
+that died holding it gets none after that, and those it got are applied by the next
+change (any change that reads the hand-offs may apply them; the board's version
+check keeps each applied once)."""
 
 # KEYS[1] lock key, ARGV[1] owner: delete the lock only if this owner still holds it
 # (it may have expired and been taken by another process meanwhile).
@@ -61,6 +70,9 @@ class Board:
     """Delivery keys of alert states already put on the board."""
     last_sent: dict[str, float] = field(default_factory=dict)
     """When each incident that sent a notification sent its latest."""
+    handoffs: list[str] = field(default_factory=list)
+    """Signals other deliveries left for the turn's holder (`Turn.hand_off`), oldest
+    first, if asked for."""
 
     @property
     def open_ids(self) -> list[str]:
@@ -80,9 +92,15 @@ class Turn:
     deadline: float
     """Past it (monotonic time), the change goes ahead without the turn."""
     ttl_ms: int
+    hand_off: str = ""
+    """This delivery's encoded signals: while another holds the turn, they are left
+    for the holder to apply (`handed`) rather than waiting. "" waits."""
     held: bool = False
     waited_out: bool = False
     released: bool = False
+    handed: bool = False
+    waiting: int = 0
+    """Hand-offs left after the last commit, which kept the turn to apply them."""
 
     def __bool__(self) -> bool:
         return self.held
@@ -112,6 +130,7 @@ class IncidentStore:
         self._commit = client.register_script(COMMIT_INCIDENTS)
         self._release = client.register_script(RELEASE_LOCK)
         self._read = client.register_script(READ_INCIDENTS)
+        self._take = client.register_script(TAKE_OR_HAND_OFF)
         self._open_last_read: list[str] = []
 
     def board(
@@ -122,6 +141,7 @@ class IncidentStore:
         wanted: Mapping[str, Iterable[str]] | None = None,
         turn: Turn | None = None,
         pending: Pending | None = None,
+        handoffs: bool = False,
     ) -> Board:
         """The state hash plus every open incident and any others asked for, and which
         of `delivery_keys` the board has seen. Each incident holds the entries of its
@@ -130,7 +150,10 @@ class IncidentStore:
         is taken first, in the same round trip as the reads it guards. The incidents
         open at this process's last read are read in that round trip too, beside the
         state that says which are open now; only those opened since take a second.
-        Writes left `pending` ride on that round trip too."""
+        Writes left `pending` ride on that round trip too. With `handoffs`, the
+        signals other deliveries left for the turn's holder are read too (the oldest
+        `HANDOFF_BATCH`). A `turn` handing off its signals (`Turn.handed`) reads
+        nothing of use."""
         asked = _asked(wanted or {})
         guess = list(dict.fromkeys([*self._open_last_read, *extra_ids]))
 
@@ -139,10 +162,14 @@ class IncidentStore:
             pipe.hgetall(k.UPDATES_SENT)
             if delivery_keys:
                 pipe.zmscore(k.INCIDENTS_SEEN, list(delivery_keys))
+            if handoffs:
+                pipe.lrange(k.INCIDENTS_HANDOFF, 0, HANDOFF_BATCH - 1)
             if guess:
                 self._read(*self._read_call(guess, asked), client=pipe)
 
         replies = self._taking(turn, reads, pending)
+        if turn is not None and turn.handed:
+            return Board(0, {}, {})
         fields: dict[str, str] = replies[0]
         last_sent = {incident_id: float(at) for incident_id, at in replies[1].items()}
         scores = replies[2] if delivery_keys else []
@@ -158,7 +185,8 @@ class IncidentStore:
             found.update(self._changing(missing, asked))
         incidents = {i: found[i] for i in ids if i in found}
         version = int(fields.get("version") or 0)
-        return Board(version, fields, incidents, seen, last_sent)
+        handed: list[str] = replies[3 if delivery_keys else 2] if handoffs else []
+        return Board(version, fields, incidents, seen, last_sent, handed)
 
     def _taking(
         self,
@@ -175,7 +203,10 @@ class IncidentStore:
             pipe = self.client.pipeline(transaction=False)
             taking = turn is not None and not turn.held and not turn.waited_out
             if turn is not None and taking:
-                pipe.set(k.INCIDENTS_TURN, turn.token, nx=True, px=turn.ttl_ms)
+                keys = [k.INCIDENTS_TURN, k.INCIDENTS_HANDOFF]
+                args: list[Any] = [turn.token, turn.ttl_ms, turn.hand_off]
+                args += [MAX_HANDOFFS, HANDOFF_FRESH_MS]
+                self._take(keys=keys, args=args, client=pipe)
             reads(pipe)
             asked = len(pipe)
             if pending is not None:
@@ -185,8 +216,11 @@ class IncidentStore:
                 pending.sent()
             if turn is None or not taking:
                 return replies
-            if replies[0]:
+            if replies[0] == 1:
                 turn.held = True
+                return replies[1:]
+            if replies[0] == -1:
+                turn.handed = True
                 return replies[1:]
             if time.monotonic() >= turn.deadline:
                 turn.waited_out = True
@@ -276,9 +310,18 @@ class IncidentStore:
             for part in PARTS
         }
 
-    def commit(self, change: BoardChange, now: float, turn: Turn | None = None) -> bool:
-        """Apply the change if the board is still at its version; a committed change
-        gives back the `turn` it was made in, in the same step."""
+    def commit(
+        self,
+        change: BoardChange,
+        now: float,
+        turn: Turn | None = None,
+        handoffs: int = 0,
+        keep: bool = False,
+    ) -> bool:
+        """Apply the change if the board is still at its version, with the first
+        `handoffs` of the hand-off list it applied taken off. A committed change gives
+        back the `turn` it was made in, in the same step; with `keep`, the turn is kept
+        while hand-offs wait (`Turn.waiting`), for the holder to apply them next."""
         keys = [
             k.INCIDENTS_STATE,
             k.INCIDENTS_CREATED,
@@ -287,10 +330,13 @@ class IncidentStore:
             k.INCIDENTS_OUTBOX,
             k.INCIDENTS_TURN,
             k.UPDATES_DUE,
+            k.INCIDENTS_HANDOFF,
         ]
         owner = turn.owner if turn is not None else None
         args: list[Any] = [change.expected_version, repr(now), repr(now + self.seen_ttl_s)]
         args += [TIMELINE_CAP, len(change.delivery_keys), len(PARTS), owner or ""]
+        kept = turn.ttl_ms if keep and turn is not None and owner is not None else ""
+        args += [handoffs, kept]
         args += change.delivery_keys
         args.append(len(change.fields))
         for name, value in change.fields.items():
@@ -316,10 +362,13 @@ class IncidentStore:
         for incident_id in change.delete:
             keys += self._keys(incident_id)
             args += ["", "", "", 0, 0, 0, ""] + [0, 0] * len(PARTS)
-        done = bool(self._commit(keys=keys, args=args))
-        if done and turn is not None:
-            turn.released = True
-        return done
+        reply = self._commit(keys=keys, args=args)
+        if not reply:
+            return False
+        if turn is not None:
+            turn.waiting = int(reply[1])
+            turn.released = turn.waiting == 0
+        return True
 
     @staticmethod
     def _keys(incident_id: str) -> list[str]:
@@ -343,17 +392,22 @@ class IncidentStore:
 
     @contextmanager
     def turn(
-        self, wait_s: float | None = None, ttl_s: float = 5.0, lazy: bool = False
+        self,
+        wait_s: float | None = None,
+        ttl_s: float = 5.0,
+        lazy: bool = False,
+        hand_off: str = "",
     ) -> Iterator[Turn]:
         """This process's turn to change the board, so that concurrent deliveries queue
         instead of each decoding and re-encoding the same incident only to lose the
         compare-and-set. Taken now, or with `lazy` by the first `board` read given it
         (in the same round trip). The wait for it lasts up to `wait_s`: past it, or if
         the holder died, the caller goes ahead anyway, and the compare-and-set keeps it
-        correct. A commit made with the turn gives it back; otherwise it is given back
-        on the way out."""
+        correct. With `hand_off` (a lazy turn's encoded signals), a change that finds
+        the turn held leaves them for the holder instead of waiting. A commit made with
+        the turn gives it back; otherwise it is given back on the way out."""
         wait = TURN_WAIT_S if wait_s is None else wait_s
-        turn = Turn(uuid.uuid4().hex, time.monotonic() + wait, int(ttl_s * 1000))
+        turn = Turn(uuid.uuid4().hex, time.monotonic() + wait, int(ttl_s * 1000), hand_off)
         if not lazy:
             self._taking(turn, lambda pipe: None)
         try:
