@@ -81,9 +81,11 @@ def commands(*clients: redis.Redis) -> int:
     return sum(sum(calls_by_command(client).values()) for client in clients)
 
 
-def conflicts(url: str) -> float:
+def counter(url: str, name: str) -> float:
+    """A counter's value summed over its series, from the receiver's `/metrics`; 0 if
+    it is not there (code that does not count it)."""
     text = requests.get(f"{url}/metrics", timeout=10).text
-    lines = [ln for ln in text.splitlines() if ln.startswith("blast_radius_board_conflicts_total")]
+    lines = [ln for ln in text.splitlines() if ln.startswith(f"blast_radius_{name}_total")]
     return sum(float(ln.split()[-1]) for ln in lines)
 
 
@@ -147,7 +149,10 @@ def joins(tenants: int, redis_url: str) -> dict[str, float]:
             f"  last/first CPU per join {ratio:.2f}; posts/s first/last "
             f"{rate(seen[0][3]) / rate(seen[2][3]):.2f} (done when <= 1.2)"
         )
-        print(f"  board conflicts {conflicts(server.url):.0f}; {len(failed)} posts not 2xx")
+        print(
+            f"  board conflicts {counter(server.url, 'board_conflicts'):.0f}, hand-offs "
+            f"{counter(server.url, 'board_handoffs'):.0f}; {len(failed)} posts not 2xx"
+        )
         again = post_all(url, posts[-2000:])
         print(f"repeats: {rate(again):7.1f} posts/s")
         return {"joins": rate(every), "repeats": rate(again)}
@@ -174,14 +179,17 @@ def run_storm(
     url: str, client: redis.Redis, tenants: int, answered: Callable[[], None] = lambda: None
 ) -> Storm:
     """`tenants` tenants failing at once at the receiver `url`, one webhook each, from the
-    first post to every answer in and the board decided (listed by the API). `answered`
-    runs between the two, off the clock: a snapshot of the servers' counters."""
+    first post to every answer in and the board decided: no board signals left waiting
+    on the hand-off list, and the board listed by the API. `answered` runs between the
+    two, off the clock: a snapshot of the servers' counters."""
     posts = bodies(tenants, "s")
     start = time.perf_counter()
     times = post_all(f"{url}/webhook/alertmanager", posts)
     answered_s = time.perf_counter() - start
     answered()
     listing = time.perf_counter()
+    while client.llen(keys.INCIDENTS_HANDOFF) and time.perf_counter() < listing + 60:
+        time.sleep(0.05)  # the holder's next change, or the sweep, applies them
     listed = requests.get(f"{url}/api/v1/incidents?per_page=100", headers=READER, timeout=30)
     items = listed.json()["items"]
     on_board = sum(i["tenants_total"] for i in items if i["status"] != "resolved")
@@ -203,7 +211,9 @@ def storm(tenants: int, redis_url: str) -> None:
             f"decided in {result.decided_s:.1f} s"
         )
         print(
-            f"  on the board {result.on_board}, isolated {result.isolated}, held back {result.held}"
+            f"  on the board {result.on_board}, isolated {result.isolated}, held back "
+            f"{result.held}; board conflicts {counter(server.url, 'board_conflicts'):.0f}, "
+            f"hand-offs {counter(server.url, 'board_handoffs'):.0f}"
         )
     finally:
         server.stop()
