@@ -137,16 +137,24 @@ return out
 # KEYS[1] the turn lock, KEYS[2] the hand-off list. ARGV[1] the taker's token, ARGV[2]
 # the turn's time to live in ms, ARGV[3] the taker's signals ("" to take the turn
 # only), ARGV[4] the most hand-offs the list holds, ARGV[5] how recently (ms) the
-# holder must have taken or renewed the turn for signals to be left to it.
-# Returns 1 if the turn is now the taker's; -1 if another holds it and the signals
-# were left for the holder; 0 if another holds it and they were not (none given, the
-# list full, or a holder that has kept the turn too long to be trusted with them).
+# holder must have taken or renewed the turn for signals to be left to it, ARGV[6]
+# how many hand-offs a taker reads.
+# Returns {1, the oldest hand-offs} if the turn is now the taker's; {-1} if another
+# holds it and the signals were left for the holder; {0} if another holds it and they
+# were not (none given, the list full, or a holder that has kept the turn too long to
+# be trusted with them).
 TAKE_OR_HAND_OFF = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-if ARGV[3] == '' or redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[4]) then return 0 end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local n = tonumber(ARGV[6])
+  if n == 0 then return {1} end
+  local out = redis.call('LRANGE', KEYS[2], 0, n - 1)
+  table.insert(out, 1, 1)
+  return out
+end
+if ARGV[3] == '' or redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[4]) then return {0} end
 local left = redis.call('PTTL', KEYS[1])
 local ttl = tonumber(ARGV[2])
-if left > ttl or left < ttl - tonumber(ARGV[5]) then return 0 end
+if left > ttl or left < ttl - tonumber(ARGV[5]) then return {0} end
 redis.call('RPUSH', KEYS[2], ARGV[3])
-return -1
+return {-1}
 """

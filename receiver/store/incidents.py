@@ -157,17 +157,17 @@ class IncidentStore:
         asked = _asked(wanted or {})
         guess = list(dict.fromkeys([*self._open_last_read, *extra_ids]))
 
-        def reads(pipe: redis.client.Pipeline) -> None:
+        def reads(pipe: redis.client.Pipeline, taking: bool) -> None:
             pipe.hgetall(k.INCIDENTS_STATE)
             pipe.hgetall(k.UPDATES_SENT)
             if delivery_keys:
                 pipe.zmscore(k.INCIDENTS_SEEN, list(delivery_keys))
-            if handoffs:
+            if handoffs and not taking:  # else the taking script reads them
                 pipe.lrange(k.INCIDENTS_HANDOFF, 0, HANDOFF_BATCH - 1)
             if guess:
                 self._read(*self._read_call(guess, asked), client=pipe)
 
-        replies = self._taking(turn, reads, pending)
+        replies, listed = self._taking(turn, reads, pending, HANDOFF_BATCH if handoffs else 0)
         if turn is not None and turn.handed:
             return Board(0, {}, {})
         fields: dict[str, str] = replies[0]
@@ -185,19 +185,25 @@ class IncidentStore:
             found.update(self._changing(missing, asked))
         incidents = {i: found[i] for i in ids if i in found}
         version = int(fields.get("version") or 0)
-        handed: list[str] = replies[3 if delivery_keys else 2] if handoffs else []
+        handed: list[str] = []
+        if handoffs:
+            handed = listed if listed is not None else replies[3 if delivery_keys else 2]
         return Board(version, fields, incidents, seen, last_sent, handed)
 
     def _taking(
         self,
         turn: Turn | None,
-        reads: Callable[[redis.client.Pipeline], None],
+        reads: Callable[[redis.client.Pipeline, bool], None],
         pending: Pending | None = None,
-    ) -> list[Any]:
+        listing: int = 0,
+    ) -> tuple[list[Any], list[str] | None]:
         """`reads` in one round trip, behind an attempt to take `turn` if it is not
         held yet; while another holds it, wait (backing off) and try again, until the
         turn's deadline, after which the reads go ahead without it. The first try
-        also carries the `pending` writes, after the reads."""
+        also carries the `pending` writes, after the reads. `reads` is told whether
+        this try takes the turn; if it does, the script taking it also reads the
+        oldest `listing` hand-offs, returned beside the replies (None otherwise: a
+        delivery that hands off its own signals reads none)."""
         pause = 0.001
         while True:
             pipe = self.client.pipeline(transaction=False)
@@ -205,9 +211,9 @@ class IncidentStore:
             if turn is not None and taking:
                 keys = [k.INCIDENTS_TURN, k.INCIDENTS_HANDOFF]
                 args: list[Any] = [turn.token, turn.ttl_ms, turn.hand_off]
-                args += [MAX_HANDOFFS, HANDOFF_FRESH_MS]
+                args += [MAX_HANDOFFS, HANDOFF_FRESH_MS, listing]
                 self._take(keys=keys, args=args, client=pipe)
-            reads(pipe)
+            reads(pipe, taking)
             asked = len(pipe)
             if pending is not None:
                 pending.into(pipe)
@@ -215,16 +221,18 @@ class IncidentStore:
             if pending is not None:
                 pending.sent()
             if turn is None or not taking:
-                return replies
-            if replies[0] == 1:
+                return replies, None
+            took, *listed = replies[0]
+            if took == 1:
                 turn.held = True
-                return replies[1:]
-            if replies[0] == -1:
+                return replies[1:], listed
+            if took == -1:
                 turn.handed = True
-                return replies[1:]
+                return replies[1:], None
             if time.monotonic() >= turn.deadline:
+                # Going ahead without the turn: read again, the hand-offs with the rest.
                 turn.waited_out = True
-                return replies[1:]
+                continue
             time.sleep(random.uniform(pause / 2, pause))
             pause = min(pause * 1.5, 0.01)
 
@@ -409,7 +417,7 @@ class IncidentStore:
         wait = TURN_WAIT_S if wait_s is None else wait_s
         turn = Turn(uuid.uuid4().hex, time.monotonic() + wait, int(ttl_s * 1000), hand_off)
         if not lazy:
-            self._taking(turn, lambda pipe: None)
+            self._taking(turn, lambda pipe, taking: None)
         try:
             yield turn
         finally:
