@@ -145,3 +145,27 @@ def test_the_cookie_is_secure_when_browsers_come_over_https(
 ) -> None:
     """gunicorn's own TLS, or an https public URL (a TLS proxy in front), means Secure."""
     assert load_settings({**TOKENS_ENV, **env}).tls is secure
+
+
+def test_a_request_without_the_cookie_builds_no_signer(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A webhook or API call carries no session cookie: it gets an empty session
+    without the cookie signer being built; a signed-in page still reads its cookie."""
+    from flask.sessions import SecureCookieSessionInterface
+
+    from tests.conftest import WEBHOOK, isolate_alert
+
+    built: list[int] = []
+    signer = SecureCookieSessionInterface.get_signing_serializer
+
+    def counted(self: SecureCookieSessionInterface, app: Flask) -> object:
+        built.append(1)
+        return signer(self, app)
+
+    monkeypatch.setattr(SecureCookieSessionInterface, "get_signing_serializer", counted)
+    posted = client.post("/webhook/alertmanager", json=isolate_alert("t1"), headers=WEBHOOK)
+    assert posted.status_code == 200 and built == []
+    sign_in(client, API_TOKEN)
+    built.clear()
+    assert client.get("/").status_code == 200 and built != []

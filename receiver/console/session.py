@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
-from flask import Flask, abort, current_app, redirect, request, session, url_for
+from flask import Flask, Request, abort, current_app, redirect, request, session, url_for
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 from receiver.api.auth import Role, allowed
 from receiver.api.deps import get_services, now
@@ -52,7 +53,19 @@ def session_key(settings: Settings) -> str:
     return hmac.new(settings.admin_token.encode(), _DERIVED, hashlib.sha256).hexdigest()
 
 
+class _CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, without building the signer for a request that
+    carries no session cookie (every webhook, gate and API call): such a request gets
+    the same new, empty session either way."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if app.secret_key and self.get_cookie_name(app) not in request.cookies:
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 def configure(app: Flask, settings: Settings) -> None:
+    app.session_interface = _CookieSessions()
     app.secret_key = session_key(settings)
     app.config.update(
         SESSION_COOKIE_NAME="br_console",
