@@ -159,3 +159,25 @@ def test_gunicorn_access_line_is_json() -> None:
     assert entry["status"] == 200 and entry["duration_ms"] == 12.5 and entry["bytes"] == 42
     assert entry["request_id"] == "req-7" and entry["user_agent"] == "Alertmanager/0.27.0"
     assert "should-not-appear" not in stream.getvalue()
+
+
+def test_values_orjson_refuses_are_still_logged(lines: io.StringIO) -> None:
+    """An integer past 64 bits, a dict with non-string keys, a datetime and an
+    object: each line is still one JSON object, the odd values as `str()` gives them."""
+    from dataclasses import dataclass
+    from datetime import UTC, datetime
+
+    @dataclass
+    class Thing:
+        name: str
+
+    log = logging.getLogger("receiver.test")
+    log.info("big", extra={"count": 2**70})
+    log.info("keys", extra={"tally": {1: "one"}})
+    at = datetime(2027, 1, 15, 8, 0, tzinfo=UTC)
+    log.info("odd", extra={"at": at, "thing": Thing("x"), "what": object()})
+    big, keyed, odd = entries(lines)
+    assert big["count"] == 2**70
+    assert keyed["tally"] == {"1": "one"}
+    assert odd["at"] == str(at) and odd["thing"].endswith("Thing(name='x')")
+    assert odd["what"].startswith("<object object at")
