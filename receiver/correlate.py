@@ -28,6 +28,9 @@ from receiver.store.retry import CommitConflict, attempts
 from receiver.tenants import Tier, resolve_tier
 
 log = logging.getLogger(__name__)
+HANDOFF_MAX_ALERTS = 100
+"""A delivery of more alerts than this waits for the board's turn rather than leave a
+hand-off that large (Alertmanager's per-tenant groups carry a few)."""
 DRAIN_S = 0.2
 """How long the turn's holder goes on applying hand-offs after its own change, before
 giving the turn back (to the next delivery, or the sweep) with any still waiting."""
@@ -140,7 +143,8 @@ def update(
             [], queued=False
         )  # a repeat of what the board already has: skip reading incidents
     signals = replace(signals, opened_at=_opened_before(store, signals, now))
-    given = handoff.encode(signals) if hand_off else ""
+    small = len(signals.alerts) <= HANDOFF_MAX_ALERTS
+    given = handoff.encode(signals) if hand_off and small else ""
     notices: list[Notice] = []
     queued = False
     with incidents.turn(lazy=True, hand_off=given) as turn:
@@ -189,8 +193,9 @@ def _change(
         draft = draft_of(board, settings, now)
         isolated = store.slots.isolated_view()
         tiers: dict[str, Tier] = {}
-        for s in applying:
-            isolated.prefetch([scope for scope, a in s.alerts if a.delivery_key not in s.fresh])
+        isolated.prefetch(
+            [scope for s in applying for scope, a in s.alerts if a.delivery_key not in s.fresh]
+        )
         for s in applying:
             apply_signals(draft, s, isolated)
             tiers.update(s.tiers)

@@ -245,3 +245,19 @@ def test_racing_joins_all_land_on_one_incident(
     full = api.get(f"/api/v1/incidents/{incident['id']}", headers=READER).get_json()
     isolated = [e["tenant_id"] for e in full["timeline"] if e["kind"] == "breaker"]
     assert sorted(isolated) == sorted([*tenants, *(["t19"] if "t19" in isolated else [])])
+
+
+def test_a_large_delivery_waits_for_the_turn_rather_than_hand_off(
+    api: FlaskClient, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More alerts than `HANDOFF_MAX_ALERTS`: no hand-off that large is left; the
+    delivery waits for the turn (here until a live holder's wait runs out)."""
+    monkeypatch.setattr("receiver.correlate.HANDOFF_MAX_ALERTS", 2)
+    monkeypatch.setattr("receiver.store.incidents.TURN_WAIT_S", 0.2)
+    live_holder(redis_client)
+    body = isolate_alert("t00")
+    body["alerts"] = [isolate_alert(t)["alerts"][0] for t in ("t00", "t01", "t02")]
+    response = api.post("/webhook/alertmanager", json=body, headers=WEBHOOK)
+    assert response.status_code == 200 and response.get_json()["incidents"] != []
+    assert redis_client.llen(k.INCIDENTS_HANDOFF) == 0
+    assert set(board_tenants(api)) == {"t00", "t01", "t02"}
