@@ -33,6 +33,11 @@ class NoticeOut(Out):
 
 
 class WebhookReply(Out):
+    """What a delivery did. `incidents` is what the incident board noticed in the changes
+    this request made: empty when the delivery's board signals were left for the process
+    holding the board's turn (its breakers are committed all the same); a holder's
+    lists what it applied for such deliveries too."""
+
     status = fields.String(dump_only=True)
     accepted = fields.Integer(dump_only=True)
     duplicates = fields.Integer(dump_only=True)
