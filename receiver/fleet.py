@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from receiver.breaker import ISOLATING, State, is_held, tick
 from receiver.config import Settings
+from receiver.guard import guard_cap
 from receiver.store import ScopeStore
 from receiver.tenants import Tier, resolve_tier
 
@@ -43,12 +44,6 @@ class Fleet:
         for tile in self.tiles:
             groups.setdefault(tile.tier, []).append(tile)
         return {tier: tiles for tier, tiles in groups.items() if tiles}
-
-
-def guard_cap(known: int, max_isolated_percent: float) -> int:
-    """How many tenants the guard lets be isolated at once (the rule of
-    `store.slots.ACQUIRE_ISOLATION`)."""
-    return max(1, int(known * max_isolated_percent // 100))
 
 
 def tiles(

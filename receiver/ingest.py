@@ -24,7 +24,7 @@ from receiver.breaker import (
 from receiver.causes import SharedCause
 from receiver.config import Settings
 from receiver.containment import release_victims
-from receiver.fleet import guard_cap
+from receiver.guard import guard_cap
 from receiver.store import Change, ScopeStore, Snapshot
 from receiver.store.commit import commit_scopes
 from receiver.store.pending import Pending

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from receiver.breaker import Action, State
 from receiver.config import Settings
-from receiver.fleet import guard_cap, read_fleet
+from receiver.fleet import read_fleet
+from receiver.guard import guard_cap
 from receiver.operator import act
 from receiver.store import ScopeStore
 from receiver.tenants import Tier

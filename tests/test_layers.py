@@ -22,6 +22,7 @@ DOMAIN = {
     "figures",
     "incident_doc",
     "gate",
+    "guard",
     "incidents",
     "jsontext",
     "members",
