@@ -42,8 +42,6 @@ class Posted:
     """Everything the change noticed, for the logs."""
     queued: bool
     """Whether any went to the outbox (the others were deferred to a later update)."""
-    handed: bool = False
-    """Whether the signals were left for the process at the board to apply."""
 
 
 def draft_of(board: Board, settings: Settings, now: float) -> Draft:
@@ -132,7 +130,7 @@ def update(
     Whoever holds the board's turn also applies the signals other deliveries left
     there (the hand-off list), a batch per change, for up to `DRAIN_S`. With
     `hand_off`, a delivery that finds the turn held leaves its signals there and
-    returns at once (`Posted.handed`): under a burst one process applies many joins
+    returns at once, noticing nothing: under a burst one process applies many joins
     in one change instead of each taking its turn."""
     keys = signals.board_keys()
     unseen = signals.board_unseen
@@ -154,7 +152,7 @@ def update(
             posted = _change(incidents, store, settings, registry, own, now, tidy, pending, turn)
             if turn.handed:
                 BOARD_HANDOFFS.inc()
-                return Posted([], queued=False, handed=True)
+                return posted
             notices += posted.notices
             queued = queued or posted.queued
             if not turn.waiting or time.monotonic() >= until:

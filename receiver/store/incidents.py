@@ -185,10 +185,10 @@ class IncidentStore:
             found.update(self._changing(missing, asked))
         incidents = {i: found[i] for i in ids if i in found}
         version = int(fields.get("version") or 0)
-        handed: list[str] = []
+        left: list[str] = []
         if handoffs:
-            handed = listed if listed is not None else replies[3 if delivery_keys else 2]
-        return Board(version, fields, incidents, seen, last_sent, handed)
+            left = listed if listed is not None else replies[3 if delivery_keys else 2]
+        return Board(version, fields, incidents, seen, last_sent, left)
 
     def _taking(
         self,
@@ -230,8 +230,10 @@ class IncidentStore:
                 turn.handed = True
                 return replies[1:], None
             if time.monotonic() >= turn.deadline:
-                # Going ahead without the turn: read again, the hand-offs with the rest.
                 turn.waited_out = True
+                if not listing:
+                    return replies[1:], None
+                # Going ahead without the turn: read again, the hand-offs with the rest.
                 continue
             time.sleep(random.uniform(pause / 2, pause))
             pause = min(pause * 1.5, 0.01)
