@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,19 @@ from receiver.store.client import open_client
 from tests.servers import RedisServer
 
 pytest_plugins = ["tests.notify_fixtures", "tests.topology_fixtures"]
+
+
+def with_registry(
+    settings: Settings, directory: Path, tiers: Mapping[str, str], **changes: Any
+) -> Settings:
+    """`settings` reading a TENANTS_FILE, written in `directory`, of these tenants and
+    tiers; with any other field `changes`."""
+    path = directory / "tenants.yml"
+    path.write_text(
+        "tenants:\n" + "".join(f"  {t}: {{tier: {tier}}}\n" for t, tier in tiers.items())
+    )
+    return Settings(**{**settings.__dict__, "tenants_file": str(path), **changes})
+
 
 DATA = Path(__file__).parent / "data"
 WEBHOOK_TOKEN = "webhook-token-for-tests-0001"

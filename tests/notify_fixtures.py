@@ -18,6 +18,7 @@ from receiver import create_app
 from receiver.config import NotifySettings, Settings
 from receiver.notify import jobs
 from receiver.services import Services
+from tests.conftest import with_registry
 from tests.servers import free_port
 
 PD_PATH = "/v2/enqueue"
@@ -71,14 +72,8 @@ def make_app(settings: Settings, real_redis: redis.Redis, tmp_path: Path) -> Cal
     def make(
         notify: NotifySettings, clock: Callable[[], float] = time.time, **changes: Any
     ) -> Flask:
-        path = tmp_path / "tenants.yml"
         tenants = {"p0": "platinum", "g0": "gold", **{f"b{i:02d}": "bronze" for i in range(20)}}
-        path.write_text(
-            "tenants:\n" + "".join(f"  {t}: {{tier: {tier}}}\n" for t, tier in tenants.items())
-        )
-        custom = Settings(
-            **{**settings.__dict__, "tenants_file": str(path), "notify": notify, **changes}
-        )
+        custom = with_registry(settings, tmp_path, tenants, notify=notify, **changes)
         app = create_app(
             {"SETTINGS": custom, "REDIS_CLIENT": real_redis, "CLOCK": clock, "SWEEPER": False}
         )

@@ -23,7 +23,7 @@ from receiver.store import keys as k
 from receiver.store.incidents import HANDOFF_FRESH_MS
 from receiver.sweeper import sweep_all
 from receiver.tenants import Tier
-from tests.conftest import READER, WEBHOOK, Clock, isolate_alert
+from tests.conftest import READER, WEBHOOK, Clock, isolate_alert, with_registry
 
 TTL_MS = 5000
 """The turn's time to live as the receiver takes it (`IncidentStore.turn`)."""
@@ -31,9 +31,7 @@ TTL_MS = 5000
 
 @pytest.fixture
 def app(tmp_path: Path, settings: Settings, redis_client: redis.Redis, clock: Clock) -> Flask:
-    path = tmp_path / "tenants.yml"
-    path.write_text("tenants:\n" + "".join(f"  t{i:02d}: {{tier: gold}}\n" for i in range(20)))
-    custom = Settings(**{**settings.__dict__, "tenants_file": str(path)})
+    custom = with_registry(settings, tmp_path, {f"t{i:02d}": "gold" for i in range(20)})
     return create_app(
         {"SETTINGS": custom, "REDIS_CLIENT": redis_client, "CLOCK": clock, "SWEEPER": False}
     )

@@ -20,7 +20,16 @@ from receiver.schemas import NOTE_MAX_CHARS
 from receiver.store import keys as k
 from receiver.store.incidents import BoardChange, IncidentStore
 from receiver.sweeper import sweep_all
-from tests.conftest import ADMIN, READER, T0, WEBHOOK, Clock, isolate_alert, payload
+from tests.conftest import (
+    ADMIN,
+    READER,
+    T0,
+    WEBHOOK,
+    Clock,
+    isolate_alert,
+    payload,
+    with_registry,
+)
 
 FLEET = (
     [(f"p{i}", "platinum") for i in range(5)]
@@ -32,9 +41,7 @@ FLEET = (
 
 @pytest.fixture
 def fleet(tmp_path: Path, settings: Settings, redis_client: redis.Redis, clock: Clock) -> Flask:
-    path = tmp_path / "tenants.yml"
-    path.write_text("tenants:\n" + "".join(f"  {t}: {{tier: {tier}}}\n" for t, tier in FLEET))
-    custom = Settings(**{**settings.__dict__, "tenants_file": str(path)})
+    custom = with_registry(settings, tmp_path, dict(FLEET))
     return create_app(
         {"SETTINGS": custom, "REDIS_CLIENT": redis_client, "CLOCK": clock, "SWEEPER": False}
     )

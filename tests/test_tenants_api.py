@@ -14,7 +14,7 @@ from receiver.api.deps import EXTENSION
 from receiver.breaker import Transition
 from receiver.config import Settings
 from receiver.pipeline import Tick, apply
-from tests.conftest import ADMIN, READER, WEBHOOK, Clock, isolate_alert
+from tests.conftest import ADMIN, READER, WEBHOOK, Clock, isolate_alert, with_registry
 
 BASE = "/api/v1/tenants"
 
@@ -83,9 +83,7 @@ def test_tenants_file_sets_tiers_and_indexes_tenants(
     tmp_path: Path, settings: Settings, redis_client: redis.Redis, clock: Clock
 ) -> None:
     """TENANTS_FILE tenants are known from start-up with their tiers."""
-    path = tmp_path / "tenants.yml"
-    path.write_text("tenants:\n  acme: {tier: platinum}\n  globex: {tier: silver}\n")
-    custom = Settings(**{**settings.__dict__, "tenants_file": str(path)})
+    custom = with_registry(settings, tmp_path, {"acme": "platinum", "globex": "silver"})
     app = create_app(
         {"SETTINGS": custom, "REDIS_CLIENT": redis_client, "CLOCK": clock, "SWEEPER": False}
     )
