@@ -139,8 +139,11 @@ def served_ms(server: Receiver, since: int, path: str) -> list[float]:
     """The server's own times (its access log) for `path` after `since`, in order."""
     times = []
     for text in server.output()[since:].splitlines():
-        if text.startswith("{") and f'"path": "{path}' in text:
-            times.append(json.loads(text)["duration_ms"])
+        if not text.startswith("{"):
+            continue
+        entry = json.loads(text)
+        if str(entry.get("path", "")).startswith(path) and "duration_ms" in entry:
+            times.append(entry["duration_ms"])
     return sorted(times)
 
 
