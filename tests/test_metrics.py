@@ -19,7 +19,7 @@ import redis
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
 from receiver import create_app, metrics
@@ -157,6 +157,33 @@ def test_detection_to_isolation_is_observed_from_the_alert_start(client: FlaskCl
     client.post(URL, json=resolved, headers=WEBHOOK)
     assert counted("blast_radius_detection_to_isolation_seconds_count") - count == 1
     assert counted("blast_radius_detection_to_isolation_seconds_sum") - total == 42
+
+
+def test_observe_many_counts_as_observing_one_by_one() -> None:
+    """Bulk observation lands every amount in the bucket `observe` would, edges and
+    overflow included, and adds the same sum and count."""
+    registry = CollectorRegistry()
+    buckets = (1, 2.5, 5, 10)
+    one_by_one = Histogram("one_by_one", "each", buckets=buckets, registry=registry)
+    in_bulk = Histogram("in_bulk", "bulk", buckets=buckets, registry=registry)
+    amounts = [0.0, 0.5, 1.0, 1.0000001, 2.5, 4.9, 5.0, 10.0, 10.5, 999.0, 3.0, 3.0]
+    for amount in amounts:
+        one_by_one.observe(amount)
+    metrics.observe_many(in_bulk, amounts)
+    metrics.observe_many(in_bulk, [])
+
+    def samples(name: str) -> dict[tuple[str, str], float]:
+        return {
+            (s.name.removeprefix(name), s.labels.get("le", "")): s.value
+            for family in registry.collect()
+            if family.name == name
+            for s in family.samples
+            if not s.name.endswith("_created")
+        }
+
+    assert samples("in_bulk") == samples("one_by_one")
+    assert samples("in_bulk")[("_count", "")] == len(amounts)
+    assert samples("in_bulk")[("_bucket", "2.5")] == 5
 
 
 def test_operator_and_suppressed_transitions_count_apart() -> None:
