@@ -61,7 +61,15 @@ COLLECTIONS: dict[str, Codec[Any]] = {
     "alert_tally": Codec[list[int]](jsontext.dumps, jsontext.loads, _by_key),
 }
 _NOT_IN_HEADER = {*COLLECTIONS, "timeline", "stored_events", "notes", "stored_notes"}
-_INTERNAL = ("tier_counts", "victim_tiers", "counts", "layout", "live_alerts", "first_victim_at")
+_INTERNAL = (
+    "tier_counts",
+    "victim_tiers",
+    "counts",
+    "layout",
+    "live_alerts",
+    "live_seen_from",
+    "first_victim_at",
+)
 """Header fields that rank and count; the document shows what they sum up instead."""
 _ENUMS = {"scope": Scope, "priority": Priority, "status": Status}
 
@@ -185,14 +193,7 @@ def to_dict(incident: Incident, shown: int | None = TENANTS_SHOWN) -> dict[str, 
     """Plain data for JSON: the header, the first `shown` tenants (by id) and alerts,
     every other collection, the timeline (its first event and the newest) and notes."""
     data = header(incident)
-    for internal in (
-        "tier_counts",
-        "victim_tiers",
-        "counts",
-        "layout",
-        "live_alerts",
-        "first_victim_at",
-    ):
+    for internal in _INTERNAL:
         data.pop(internal)
     tenants = list(incident.tenants)
     alerts = list(incident.alerts.values())

@@ -160,6 +160,10 @@ class Incident:
     first_victim_at: float | None = None
     live_alerts: int = 0
     """Alerts firing and not expired: none left is one half of quiet."""
+    live_seen_from: float | None = None
+    """No live alert was last seen before this (a bound, not always the oldest): the
+    sweep walks the alerts for expiry only once one could be due. None with live
+    alerts is not known (a document from before it was kept)."""
     alert_tally: Members[list[int]] = field(default_factory=Members)
     """Per tenant ("" for alerts that name none): [live alerts, all alerts]."""
 
@@ -190,6 +194,11 @@ class Incident:
 
     def _tally(self, alert: IncidentAlert, sign: int) -> None:
         live = sign if alert.status == "firing" and not alert.expired else 0
+        if live > 0:
+            if not self.live_alerts:
+                self.live_seen_from = alert.updated_at
+            elif self.live_seen_from is not None:
+                self.live_seen_from = min(self.live_seen_from, alert.updated_at)
         self.live_alerts += live
         key = alert.tenant_id or ""
         tally = self.alert_tally.get(key)
@@ -327,8 +336,14 @@ def expire_alerts(incident: Incident, now: float, timeout_s: float) -> list[str]
     expired: list[str] = []
     if not incident.live_alerts:
         return expired
+    seen_from = incident.live_seen_from
+    if seen_from is not None and now - seen_from < timeout_s:
+        return expired  # none can be due: the walk below reads every alert
+    oldest: float | None = None
     for alert in list(incident.alerts.values()):
-        if alert.status == "firing" and not alert.expired and now - alert.updated_at >= timeout_s:
+        if alert.status != "firing" or alert.expired:
+            continue
+        if now - alert.updated_at >= timeout_s:
             incident.alerts[alert.fingerprint] = replace(alert, expired=True)
             expired.append(alert.fingerprint)
             incident.log(
@@ -337,6 +352,9 @@ def expire_alerts(incident: Incident, now: float, timeout_s: float) -> list[str]
                 f"{alert.alertname} expired: no notification for {timeout_s / 3600:g} h",
                 alert.tenant_id,
             )
+        elif oldest is None or alert.updated_at < oldest:
+            oldest = alert.updated_at
+    incident.live_seen_from = oldest
     return expired
 
 

@@ -97,6 +97,30 @@ def test_a_part_read_fetches_only_what_it_is_asked() -> None:
     assert changes(part)["tenants"] == ({"d": "platinum"}, [])
 
 
+def test_a_sweep_before_any_alert_could_expire_reads_none_of_them() -> None:
+    """The bound travels in the header: a change read of a big incident sweeps for
+    expiry without fetching its alerts, until one could be due."""
+    incident = _busy()
+    stored = _stored(incident)
+    asked: list[Any] = []
+
+    def fetch(keys: Any) -> dict[str, Any]:
+        asked.append(keys)
+        from receiver.incident_doc import COLLECTIONS
+
+        raw = stored["alerts"]
+        wanted = raw if keys is None else {k: raw[k] for k in keys if k in raw}
+        return {k: COLLECTIONS["alerts"].decode(v) for k, v in wanted.items()}
+
+    def part() -> Incident:
+        return from_header(header(incident), {}, {"alerts": fetch}, incident.timeline)
+
+    assert expire_alerts(part(), T + 59, 60) == [] and asked == []
+    assert sorted(expire_alerts(part(), T + 60, 60)) == ["fp-a", "fp-b", "fp-p"]
+    assert asked == [None]
+    assert "live_seen_from" not in to_dict(incident)
+
+
 def test_an_old_document_with_collections_inside_moves_them_out() -> None:
     """A header without a layout carries its collections: every entry is new."""
     incident = _busy()

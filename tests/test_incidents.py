@@ -112,6 +112,33 @@ def test_silent_alerts_expire_visibly() -> None:
     assert incident.timeline[-1].kind == "alert_expired"
 
 
+def test_expiry_walks_the_alerts_only_once_one_could_be_due() -> None:
+    """The incident keeps a bound on when its live alerts were last seen: before it
+    plus the timeout nothing expires and nothing is walked; a walk moves the bound to
+    the oldest alert left, so the next one expires on time."""
+    incident = open_incident("INC-1", Scope.TENANT, "x", T)
+    record_alert(incident, "old", "TenantErrorRateHigh", True, T, T, "a")
+    record_alert(incident, "new", "TenantErrorRateHigh", True, T, T + 50, "b")
+    assert incident.live_seen_from == T
+    assert expire_alerts(incident, T + 99, timeout_s=100) == []
+    assert expire_alerts(incident, T + 100, timeout_s=100) == ["old"]
+    assert incident.live_seen_from == T + 50
+    assert expire_alerts(incident, T + 149, timeout_s=100) == []
+    assert expire_alerts(incident, T + 150, timeout_s=100) == ["new"]
+    assert incident.live_seen_from is None and incident.live_alerts == 0
+    record_alert(incident, "again", "TenantErrorRateHigh", True, T, T + 500, "a")
+    assert incident.live_seen_from == T + 500
+    assert expire_alerts(incident, T + 600, timeout_s=100) == ["again"]
+
+
+def test_an_unknown_bound_walks_the_alerts() -> None:
+    """A document from before the bound was kept has none: the first sweep walks."""
+    incident = open_incident("INC-1", Scope.TENANT, "x", T)
+    record_alert(incident, "fp", "TenantErrorRateHigh", True, T, T, "a")
+    incident.live_seen_from = None
+    assert expire_alerts(incident, T + 100, timeout_s=100) == ["fp"]
+
+
 def test_cost_impact_of_the_seed_example() -> None:
     """50 tenants x 3 h x ₹36,600 = ₹54.9 lakh had all been hit (not the ₹5.5 crore quoted)."""
     incident = Incident("INC-1", Scope.TENANT, "x", created_at=T)
