@@ -199,8 +199,10 @@ def _change(
             tiers.update(s.tiers)
         if tidy:
             for incident in draft.open.values():
-                if expire_alerts(incident, now, settings.incidents.alert_timeout_s):
-                    draft.touch(incident)
+                bound = incident.live_seen_from
+                expired = expire_alerts(incident, now, settings.incidents.alert_timeout_s)
+                if expired or incident.live_seen_from != bound:
+                    draft.touch(incident)  # a moved bound is kept, or every sweep walks
             settle(draft, isolated, candidates=list(draft.open))
         if not draft.changed and not taken:
             turn.waiting = 0  # nothing committed: none waits on this change

@@ -391,6 +391,31 @@ def test_an_incident_stored_whole_in_its_document_moves_out_on_the_next_change(
     assert redis_client.hlen(f"br:{{_incidents}}:tenants:{incident_id}") == 2
 
 
+def test_a_sweep_keeps_the_expiry_bound_its_walk_found(
+    api: FlaskClient, fleet: Flask, redis_client: redis.Redis, clock: Clock
+) -> None:
+    """A document without the bound (stored before it was kept) is walked by the next
+    sweep, which stores the bound it found: later sweeps walk only once it is due."""
+    fail(api, "b00")
+    clock.advance(10)
+    fail(api, "b01")
+    incident_id = incidents(api)["items"][0]["id"]
+    doc_key = f"br:{{_incidents}}:incident:{incident_id}"
+    doc = json.loads(redis_client.get(doc_key))  # type: ignore[arg-type]
+    assert doc["live_seen_from"] == T0
+    doc["live_seen_from"] = None
+    redis_client.set(doc_key, json.dumps(doc))
+    clock.advance(5)
+    sweep(fleet)
+    assert json.loads(redis_client.get(doc_key))["live_seen_from"] == T0  # type: ignore[arg-type]
+    timeout = fleet.extensions[EXTENSION].settings.incidents.alert_timeout_s
+    clock.advance(timeout - 15)  # b00's alert is due, b01's is not
+    sweep(fleet)
+    shown = api.get(f"/api/v1/incidents/{incident_id}", headers=READER).get_json()
+    assert [a["tenant_id"] for a in shown["alerts"] if a["expired"]] == ["b00"]
+    assert json.loads(redis_client.get(doc_key))["live_seen_from"] == T0 + 10  # type: ignore[arg-type]
+
+
 def test_a_turn_never_released_delays_the_board_but_does_not_block_it(
     api: FlaskClient, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
