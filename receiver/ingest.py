@@ -28,6 +28,7 @@ from receiver.guard import guard_cap
 from receiver.store import Change, ScopeStore, Snapshot
 from receiver.store.commit import commit_scopes
 from receiver.store.pending import Pending
+from receiver.store.scopes import GuardRead
 from receiver.store.slots import Slot
 from receiver.tenants import Tier, is_valid_tenant_id, resolve_tier
 
@@ -84,7 +85,7 @@ def _presume_slots(
     settings: Settings,
     snapshots: Mapping[str, Snapshot],
     firing_keys: Mapping[str, set[str]],
-    guard: tuple[int, int] | None,
+    guard: GuardRead | None,
     now: float,
 ) -> dict[str, Slot] | None:
     """Guard slots for every tenant this delivery would trip, in one round trip
@@ -92,9 +93,13 @@ def _presume_slots(
     tenant ends up not needing are freed when breakers are committed (`commit_scopes`
     syncs slots with final states).
 
-    On one Redis the commit takes a trip's slot (one round trip fewer), unless the
-    guard looked full when read: a refused trip would be computed and sent twice, so
-    in a storm past the cap the slots are asked for first."""
+    On one Redis the commit takes a trip's slot (one round trip fewer) while the
+    guard has room for every trip when read. With room for only some, the slots are
+    asked for first: a refused trip would be computed and sent twice. With no room at
+    all (a storm past the cap) every trip is refused as read, without asking: the
+    counts were read in the delivery's first round trip, and a slot freed since goes
+    to a held trip with the next sweep, as one freed any later does. A tenant that
+    already holds its slot (taken before a commit still in flight) is asked for."""
     wanted = [
         scope
         for scope, snapshot in snapshots.items()
@@ -103,9 +108,12 @@ def _presume_slots(
         and would_trip(tick(snapshot.breaker, now, settings.breaker)[0], settings.breaker)
     ]
     if store.commits_slots and guard is not None:
-        held, known = guard
-        if held + len(wanted) <= guard_cap(known, settings.max_isolated_percent):
+        cap = guard_cap(guard.known, settings.max_isolated_percent)
+        if guard.held + len(wanted) <= cap:
             return None
+        if guard.held >= cap and guard.holding.isdisjoint(wanted):
+            refused = Slot(False, guard.held, guard.known, cap)
+            return dict.fromkeys(wanted, refused)
     return store.slots.acquire_many(wanted, settings.max_isolated_percent, now)
 
 
@@ -223,13 +231,17 @@ def ingest(
     # Indexed in the same round trip as the read: a repeat delivery writes nothing
     # else, and still puts back a tenant whose index entry Redis lost.
     first_read: dict[str, Snapshot] = {}
-    guard: tuple[int, int] | None = None
+    guard: GuardRead | None = None
     if scopes:
         # The guard's counts only where the commit may take a slot: a trip needs a
         # firing isolation alert, and a cluster asks for slots first anyway.
-        counts = store.commits_slots and any(firing_keys.values())
+        trips = [tenant for tenant, keys in firing_keys.items() if keys]
         read = store.read_delivery(
-            scopes, now, index=tenants, board_keys=board_keys, guard_counts=counts
+            scopes,
+            now,
+            index=tenants,
+            board_keys=board_keys,
+            guard_for=trips if store.commits_slots and trips else None,
         )
         first_read, result.board_unseen = read.snapshots, read.board_unseen
         shared.append(read.cause)

@@ -139,8 +139,8 @@ def test_blast_radius_guard(api: FlaskClient) -> None:
 def test_a_trip_the_guard_refuses_is_held_back_and_the_turn_given_back(
     api: FlaskClient, redis_client: redis.Redis
 ) -> None:
-    """20 of 100 tenants isolated: the 21st's trip is refused by its commit, computed
-    again held back, put on the platform incident, and the board's turn given back."""
+    """20 of 100 tenants isolated: the 21st's trip is refused by the guard, held back,
+    put on the platform incident, and the board's turn given back."""
     fail(api, *[f"b{i:02d}" for i in range(20)])
     reply = fail(api, "b20")
     assert [t["suppressed"] for t in reply["transitions"]] == [True]

@@ -360,8 +360,8 @@ def test_a_trip_asks_the_commit_for_its_slot_until_the_guard_looks_full(
     store: ScopeStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """10 known tenants at 20%: two slots. On one Redis the first two trips take theirs
-    in their commits; the third finds the guard full when read, so it asks for its slot
-    first (refused) and commits once, held back. A cluster always asks first."""
+    in their commits; the third finds the guard full when read, so it is held back as
+    read, without asking, and commits once. A cluster always asks first."""
     guarded = replace(FULL, max_isolated_percent=20)
     store.add_known([f"t{i}" for i in range(10)], T0)
     asked: list[list[str]] = []
@@ -385,6 +385,32 @@ def test_a_trip_asks_the_commit_for_its_slot_until_the_guard_looks_full(
     assert store.slots.isolated() == {"t1", "t2"}
     assert state(store, "t1") is State.OPEN and state(store, "t3") is State.CLOSED
     if store.commits_slots:
-        assert asked == [["t3"]] and commits == [1, 1, 1]
+        assert asked == [] and commits == [1, 1, 1]
     else:
         assert asked == [["t1"], ["t2"], ["t3"]] and commits == [1, 1, 1]
+
+
+def test_trips_past_the_room_left_ask_for_their_slots_first(
+    store: ScopeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """10 known tenants at 20%, one isolated: one slot left for two trips in one
+    delivery. They ask for their slots together first, first come first served, and
+    the one refused is held back, each scope committed once."""
+    guarded = replace(FULL, max_isolated_percent=20)
+    store.add_known([f"t{i}" for i in range(10)], T0)
+    ingest(load(isolate_alert("t0")), store, guarded, {}, T0)
+    asked: list[list[str]] = []
+    acquire = store.slots.acquire_many
+
+    def asking(tenants: Any, *args: Any) -> Any:
+        asked.append(list(tenants))
+        return acquire(tenants, *args)
+
+    monkeypatch.setattr(store.slots, "acquire_many", asking)
+    body = isolate_alert("t1")
+    body["alerts"] += isolate_alert("t2")["alerts"]
+    result = ingest(load(body), store, guarded, {}, T0)
+    assert asked == [["t1", "t2"]]
+    assert list(result.held) == ["t2"]
+    assert store.slots.isolated() == {"t0", "t1"}
+    assert state(store, "t1") is State.OPEN and state(store, "t2") is State.CLOSED

@@ -83,8 +83,17 @@ class DeliveryRead:
     cause: SharedCause
     board_unseen: bool
     """Whether any of the board keys asked for is new to the incident board."""
-    guard: tuple[int, int] | None = None
-    """The guard's slots held and the known tenants, if asked for."""
+    guard: GuardRead | None = None
+    """The guard's counts, if asked for."""
+
+
+@dataclass(frozen=True)
+class GuardRead:
+    held: int
+    """Isolation slots held."""
+    known: int
+    holding: frozenset[str]
+    """Of the tenants asked about, those holding a slot."""
 
 
 class NotReplicated(redis.RedisError):
@@ -132,25 +141,33 @@ class ScopeStore:
         now: float,
         index: Iterable[str] = (),
         board_keys: Sequence[str] = (),
-        guard_counts: bool = False,
+        guard_for: Sequence[str] | None = None,
     ) -> DeliveryRead:
         """`read`, plus in the same round trip the shared cause and whether the
         incident board has yet to see any of `board_keys`: all a delivery reads
         before it computes. Tenants in `index` are added to the tenant index; with
-        `guard_counts`, the guard's counts are read after that."""
+        `guard_for`, the guard's counts are read after that, and which of those
+        tenants hold a slot."""
         pipe = self.client.pipeline(transaction=False)
         index = list(index)
         if index:
             pipe.zadd(k.TENANTS, {tenant: now for tenant in index}, nx=True)
-        if guard_counts:
+        if guard_for is not None:
             pipe.scard(k.ISOLATED)
             pipe.zcard(k.TENANTS)
+            if guard_for:
+                pipe.smismember(k.ISOLATED, list(guard_for))
         pipe.hgetall(k.SHARED_CAUSES)
         if board_keys:
             pipe.zmscore(k.INCIDENTS_SEEN, list(board_keys))
         batches = self._queue_reads(pipe, scopes, now)
         replies = iter(pipe.execute()[1 if index else 0 :])
-        guard = (int(next(replies)), int(next(replies))) if guard_counts else None
+        guard = None
+        if guard_for is not None:
+            held, known = int(next(replies)), int(next(replies))
+            members = next(replies) if guard_for else []
+            holding = frozenset(t for t, m in zip(guard_for, members, strict=True) if m)
+            guard = GuardRead(held, known, holding)
         cause = self.causes.parse(next(replies), now)
         board_scores = next(replies) if board_keys else []
         snapshots = self._snapshots(batches, replies)
