@@ -130,8 +130,14 @@ def observe_detections(result: IngestResult) -> None:
 def observe_many(histogram: Histogram, amounts: Iterable[float]) -> None:
     """As `histogram.observe` for each amount, but each bucket and the sum are
     incremented once: a storm's thousands of isolations are a few increments, where
-    one by one each is a locked write to the worker's metrics file."""
-    bounds = histogram._upper_bounds
+    one by one each is a locked write to the worker's metrics file. It adds to the
+    histogram's own bucket values; a prometheus_client without them is given each
+    amount in turn."""
+    bounds = getattr(histogram, "_upper_bounds", None)
+    if bounds is None or not hasattr(histogram, "_buckets") or not hasattr(histogram, "_sum"):
+        for amount in amounts:
+            histogram.observe(amount)
+        return
     per_bucket: Tally[int] = Tally()
     total = 0.0
     for amount in amounts:

@@ -186,6 +186,22 @@ def test_observe_many_counts_as_observing_one_by_one() -> None:
     assert samples("in_bulk")[("_bucket", "2.5")] == 5
 
 
+def test_observe_many_without_bucket_values_observes_each() -> None:
+    """A histogram that does not keep its buckets as prometheus_client does now is
+    given every amount through its own `observe`."""
+
+    class Plain:
+        def __init__(self) -> None:
+            self.observed: list[float] = []
+
+        def observe(self, amount: float) -> None:
+            self.observed.append(amount)
+
+    plain = Plain()
+    metrics.observe_many(plain, [0.5, 3.0, 0.5])  # type: ignore[arg-type]
+    assert plain.observed == [0.5, 3.0, 0.5]
+
+
 def test_operator_and_suppressed_transitions_count_apart() -> None:
     """A held-back trip is not a transition; it has its own counter."""
     made = TransitionEvent("acme", Transition(State.CLOSED, State.FORCED_OPEN, T0, "operator"))
