@@ -28,8 +28,7 @@ from receiver.guard import guard_cap
 from receiver.store import Change, ScopeStore, Snapshot
 from receiver.store.commit import commit_scopes
 from receiver.store.pending import Pending
-from receiver.store.scopes import GuardRead
-from receiver.store.slots import Slot
+from receiver.store.slots import GuardRead, Slot
 from receiver.tenants import Tier, is_valid_tenant_id, resolve_tier
 
 log = logging.getLogger(__name__)

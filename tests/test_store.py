@@ -53,6 +53,19 @@ def test_a_storms_slots_go_in_order_across_chunks_and_a_repeat_counts_once(
     assert scopes.client.zcard(k.TENANTS) == len(tenants)
 
 
+def test_a_delivery_reads_the_guard_with_its_scopes(scopes: ScopeStore) -> None:
+    """The first round trip carries the guard's counts, with this delivery's tenants
+    indexed first, and which of the tenants asked about already hold a slot."""
+    scopes.add_known([f"t{i}" for i in range(10)], T0)
+    scopes.slots.acquire_many(["t1", "t2"], 20, T0)
+    read = scopes.read_delivery(
+        {"t2": [], "t3": [], "new": []}, T0, index=["new"], guard_for=["t2", "t3", "new"]
+    )
+    assert read.guard is not None
+    assert (read.guard.held, read.guard.known, read.guard.holding) == (2, 11, {"t2"})
+    assert scopes.read_delivery({"t3": []}, T0).guard is None
+
+
 def test_a_cause_record_moves_only_forward_in_event_time(scopes: ScopeStore) -> None:
     """Firing, then resolved; a late copy of the firing state changes nothing."""
     load = NotificationSchema().load

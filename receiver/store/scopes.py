@@ -37,7 +37,7 @@ from receiver.store.codec import (
 from receiver.store.overlap import Fill, execute_overlapped
 from receiver.store.pending import Pending
 from receiver.store.scope_scripts import BATCH_SCOPES, COMMIT_SCOPES, PART_SCOPES, READ_SCOPES
-from receiver.store.slots import Slot, SlotStore
+from receiver.store.slots import GuardRead, Slot, SlotStore
 
 log = logging.getLogger(__name__)
 REFIRE_GRACE_S = 60.0
@@ -85,15 +85,6 @@ class DeliveryRead:
     """Whether any of the board keys asked for is new to the incident board."""
     guard: GuardRead | None = None
     """The guard's counts, if asked for."""
-
-
-@dataclass(frozen=True)
-class GuardRead:
-    held: int
-    """Isolation slots held."""
-    known: int
-    holding: frozenset[str]
-    """Of the tenants asked about, those holding a slot."""
 
 
 class NotReplicated(redis.RedisError):
@@ -153,21 +144,13 @@ class ScopeStore:
         if index:
             pipe.zadd(k.TENANTS, {tenant: now for tenant in index}, nx=True)
         if guard_for is not None:
-            pipe.scard(k.ISOLATED)
-            pipe.zcard(k.TENANTS)
-            if guard_for:
-                pipe.smismember(k.ISOLATED, list(guard_for))
+            self.slots.queue_read(pipe, guard_for)
         pipe.hgetall(k.SHARED_CAUSES)
         if board_keys:
             pipe.zmscore(k.INCIDENTS_SEEN, list(board_keys))
         batches = self._queue_reads(pipe, scopes, now)
         replies = iter(pipe.execute()[1 if index else 0 :])
-        guard = None
-        if guard_for is not None:
-            held, known = int(next(replies)), int(next(replies))
-            members = next(replies) if guard_for else []
-            holding = frozenset(t for t, m in zip(guard_for, members, strict=True) if m)
-            guard = GuardRead(held, known, holding)
+        guard = None if guard_for is None else self.slots.guard_read(next(replies), guard_for)
         cause = self.causes.parse(next(replies), now)
         board_scores = next(replies) if board_keys else []
         snapshots = self._snapshots(batches, replies)

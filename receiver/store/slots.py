@@ -42,6 +42,18 @@ return out
 )
 
 
+# KEYS[1] isolated set, KEYS[2] known tenants zset; ARGV tenants.
+# Returns the slots held, the known tenants, then per tenant whether it holds one
+# (1/0): what a delivery reads of the guard, one command in its first round trip.
+READ_GUARD = """
+local out = {redis.call('SCARD', KEYS[1]), redis.call('ZCARD', KEYS[2])}
+for i = 1, #ARGV do
+  out[#out + 1] = redis.call('SISMEMBER', KEYS[1], ARGV[i])
+end
+return out
+"""
+
+
 # KEYS[1] isolated set, KEYS[2] doubts hash
 # ARGV: triples of tenant, version, 1/0 (should hold a slot or not): tenants whose
 # slot disagreed with the breaker read at that version. A disagreement seen at the
@@ -82,11 +94,33 @@ class Slot:
     cap: int
 
 
+@quick_init
+@dataclass(frozen=True)
+class GuardRead:
+    held: int
+    """Isolation slots held."""
+    known: int
+    holding: frozenset[str]
+    """Of the tenants asked about, those holding a slot."""
+
+
 class SlotStore:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self._acquire = client.register_script(ACQUIRE_ISOLATION)
+        self._read_guard = client.register_script(READ_GUARD)
         self._repair = client.register_script(REPAIR_SLOTS)
+
+    def queue_read(self, pipe: Any, tenants: Sequence[str]) -> None:
+        """The guard's counts, and which of `tenants` hold a slot, on `pipe`; its
+        reply goes to `guard_read`."""
+        self._read_guard(keys=[k.ISOLATED, k.TENANTS], args=list(tenants), client=pipe)
+
+    @staticmethod
+    def guard_read(reply: Sequence[Any], tenants: Sequence[str]) -> GuardRead:
+        held, known, *members = reply
+        holding = frozenset(t for t, m in zip(tenants, members, strict=True) if m)
+        return GuardRead(int(held), int(known), holding)
 
     def acquire(self, tenant_id: str, max_percent: float, now: float) -> Slot:
         """One of the blast-radius guard's isolation slots, if the cap allows."""
