@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from receiver.attribution import note_victim
-from receiver.incident_doc import changes, from_header, header, to_dict
+from receiver.incident_doc import COLLECTIONS, changes, from_header, header, to_dict
 from receiver.incidents import (
     Incident,
     Scope,
@@ -106,8 +106,6 @@ def test_a_sweep_before_any_alert_could_expire_reads_none_of_them() -> None:
 
     def fetch(keys: Any) -> dict[str, Any]:
         asked.append(keys)
-        from receiver.incident_doc import COLLECTIONS
-
         raw = stored["alerts"]
         wanted = raw if keys is None else {k: raw[k] for k in keys if k in raw}
         return {k: COLLECTIONS["alerts"].decode(v) for k, v in wanted.items()}
