@@ -100,11 +100,16 @@ class Members(MutableMapping[str, V]):
         return value
 
     def __contains__(self, key: object) -> bool:
+        if key in self._known:  # the common case, without a call
+            return True
         return isinstance(key, str) and self._get(key) is not None
 
     def __setitem__(self, key: str, value: V) -> None:
-        old = self._get(key)
-        self._known[key] = value
+        known = self._known
+        old = known.get(key)
+        if old is None and not self._complete:
+            old = self._get(key)
+        known[key] = value
         if self._absent:
             self._absent.discard(key)
         if self.deleted:
