@@ -155,3 +155,29 @@ def test_acknowledged_incident_does_not_escalate(
     assert jobs.check_escalation(incident_id, 0) == "no escalation needed"
     work(app, lambda: len(httpserver.log) >= 2)
     assert [r.get_json()["event_action"] for r, _ in httpserver.log] == ["trigger", "acknowledge"]
+
+
+def test_worker_stops_even_before_its_command_channel_is_subscribed(
+    real_redis: redis.Redis,
+) -> None:
+    """A worker that stops before Redis confirmed its command subscription still stops.
+
+    rq's command listener waits up to 60 s for that confirmation and rq bounds its own
+    join to 1 s; a client whose thread stop() joins without a bound (redis-py 8.2) holds
+    every short-lived worker, `worker --burst` included, for that minute."""
+    from rq import Worker
+
+    worker = Worker(["default"], connection=real_redis)
+    worker.pubsub = real_redis.pubsub()
+    # The state of the race, made certain: the listener runs, nothing is subscribed yet.
+    worker.pubsub_thread = worker.pubsub.run_in_thread(
+        sleep_time=60, daemon=True, exception_handler=lambda _e, _p, thread: thread.stop()
+    )
+    stopping = threading.Thread(target=worker.unsubscribe, daemon=True)
+    stopping.start()
+    stopping.join(timeout=20)
+    stopped = not stopping.is_alive()
+    worker.pubsub.subscribed_event.set()  # end the listener's wait either way
+    worker.pubsub_thread.join(timeout=20)
+    assert not worker.pubsub_thread.is_alive()
+    assert stopped, "the worker's shutdown waited on its command listener"
