@@ -14,6 +14,7 @@ import pytest
 import redis
 from flask import Flask
 from pytest_httpserver import HTTPServer
+from rq import Worker
 from rq.registry import StartedJobRegistry
 from werkzeug import Request, Response
 
@@ -165,8 +166,6 @@ def test_worker_stops_even_before_its_command_channel_is_subscribed(
     rq's command listener waits up to 60 s for that confirmation and rq bounds its own
     join to 1 s; a client whose thread stop() joins without a bound (redis-py 8.2) holds
     every short-lived worker, `worker --burst` included, for that minute."""
-    from rq import Worker
-
     worker = Worker(["default"], connection=real_redis)
     worker.pubsub = real_redis.pubsub()
     # The state of the race, made certain: the listener runs, nothing is subscribed yet.
