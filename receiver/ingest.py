@@ -8,7 +8,7 @@ retries a scope whose version moved while it was thinking.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from receiver import jsontext
@@ -25,7 +25,7 @@ from receiver.causes import SharedCause
 from receiver.config import Settings
 from receiver.containment import release_victims
 from receiver.guard import guard_cap
-from receiver.store import Change, ScopeStore, Snapshot
+from receiver.store import Change, DeliveryRead, ScopeStore, Snapshot
 from receiver.store.commit import commit_scopes
 from receiver.store.pending import Pending
 from receiver.store.slots import GuardRead, Slot
@@ -82,9 +82,8 @@ def _alert_record(alert: Alert, notification: Notification, now: float) -> str:
 def _presume_slots(
     store: ScopeStore,
     settings: Settings,
-    snapshots: Mapping[str, Snapshot],
+    read: DeliveryRead | None,
     firing_keys: Mapping[str, set[str]],
-    guard: GuardRead | None,
     now: float,
 ) -> dict[str, Slot] | None:
     """Guard slots for every tenant this delivery would trip, in one round trip
@@ -98,22 +97,46 @@ def _presume_slots(
     all (a storm past the cap) every trip is refused as read, without asking: the
     counts were read in the delivery's first round trip, and a slot freed since goes
     to a held trip with the next sweep, as one freed any later does. A tenant that
-    already holds its slot (taken before a commit still in flight) is asked for."""
+    already holds its slot (taken before a commit still in flight) is asked for.
+
+    Which tenants would trip depends on their breakers; while the guard has room
+    even for every tenant with a firing isolation alert, or none at all for any of
+    them, that is not needed, and a large delivery's breakers are computed as
+    their read arrives (`DeliveryRead.stream`)."""
+    guard = None if read is None else read.guard
+    firing = [scope for scope, keys in firing_keys.items() if keys]
+    decided = _as_read(store, settings, guard, firing)
+    if decided is not _UNDECIDED:
+        return decided
+    snapshots = {} if read is None else read.snapshots
     wanted = [
         scope
-        for scope, snapshot in snapshots.items()
-        if scope in firing_keys
-        and firing_keys[scope] - snapshot.seen
-        and would_trip(tick(snapshot.breaker, now, settings.breaker)[0], settings.breaker)
+        for scope in firing
+        if firing_keys[scope] - snapshots[scope].seen
+        and would_trip(tick(snapshots[scope].breaker, now, settings.breaker)[0], settings.breaker)
     ]
-    if store.commits_slots and guard is not None:
-        cap = guard_cap(guard.known, settings.max_isolated_percent)
-        if guard.held + len(wanted) <= cap:
-            return None
-        if guard.held >= cap and guard.holding.isdisjoint(wanted):
-            refused = Slot(False, guard.held, guard.known, cap)
-            return dict.fromkeys(wanted, refused)
+    decided = _as_read(store, settings, guard, wanted)
+    if decided is not _UNDECIDED:
+        return decided
     return store.slots.acquire_many(wanted, settings.max_isolated_percent, now)
+
+
+_UNDECIDED: dict[str, Slot] = {}
+
+
+def _as_read(
+    store: ScopeStore, settings: Settings, guard: GuardRead | None, trips: Sequence[str]
+) -> dict[str, Slot] | None:
+    """`_presume_slots`' answer from the guard's counts as read, for these trips:
+    None (the commit takes them), every one refused, or `_UNDECIDED`."""
+    if not store.commits_slots or guard is None:
+        return _UNDECIDED
+    cap = guard_cap(guard.known, settings.max_isolated_percent)
+    if guard.held + len(trips) <= cap:
+        return None
+    if guard.held >= cap and guard.holding.isdisjoint(trips):
+        return dict.fromkeys(trips, Slot(False, guard.held, guard.known, cap))
+    return _UNDECIDED
 
 
 def _invalid(alert: Alert, settings: Settings, now: float) -> str | None:
@@ -229,8 +252,7 @@ def ingest(
 
     # Indexed in the same round trip as the read: a repeat delivery writes nothing
     # else, and still puts back a tenant whose index entry Redis lost.
-    first_read: dict[str, Snapshot] = {}
-    guard: GuardRead | None = None
+    read: DeliveryRead | None = None
     if scopes:
         # The guard's counts only where the commit may take a slot: a trip needs a
         # firing isolation alert, and a cluster asks for slots first anyway.
@@ -242,10 +264,9 @@ def ingest(
             board_keys=board_keys,
             guard_for=trips if store.commits_slots and trips else None,
         )
-        first_read, result.board_unseen = read.snapshots, read.board_unseen
+        result.board_unseen = read.board_unseen
         shared.append(read.cause)
-        guard = read.guard
-    presumed = _presume_slots(store, settings, first_read, firing_keys, guard, now)
+    presumed = _presume_slots(store, settings, read, firing_keys, now)
     in_commit = presumed is None
     slots: dict[str, Slot] = {} if presumed is None else presumed
 
@@ -330,7 +351,7 @@ def ingest(
         scopes,
         compute,
         now,
-        first_read=first_read,
+        first_read=read.stream() if read is not None else {},
         taken=slots,
         later=pending,
         max_isolated_percent=settings.max_isolated_percent,

@@ -18,6 +18,7 @@ from receiver.operator import act
 from receiver.schemas import NotificationSchema
 from receiver.store import ScopeStore
 from receiver.store.commit import commit_scopes
+from receiver.store.scope_scripts import PART_SCOPES
 from receiver.tenants import Tier
 from receiver.upkeep import sweep
 from tests.conftest import ANY_ALERT_TIME_S, T0, isolate_alert, payload
@@ -414,3 +415,46 @@ def test_trips_past_the_room_left_ask_for_their_slots_first(
     assert list(result.held) == ["t2"]
     assert store.slots.isolated() == {"t0", "t1"}
     assert state(store, "t1") is State.OPEN and state(store, "t2") is State.CLOSED
+
+
+def _crowd(count: int, prefix: str) -> dict[str, Any]:
+    """One payload of `count` firing isolation alerts, one tenant each."""
+    body = isolate_alert(f"{prefix}0")
+    template = body["alerts"][0]
+    body["alerts"] = [
+        {**template, "labels": {**template["labels"], "tenant_id": f"{prefix}{i}"}}
+        for i in range(count)
+    ]
+    return body
+
+
+@pytest.mark.parametrize("percent", [100, 20])
+def test_a_delivery_read_in_parts_trips_as_many_as_the_guard_allows(
+    store: ScopeStore, monkeypatch: pytest.MonkeyPatch, percent: float
+) -> None:
+    """A delivery past one read part (`PART_SCOPES`) is computed as its read arrives.
+    With room for every trip, each takes its slot in its commit; at 20% the first
+    come get the cap's slots (asked for first, once) and the rest are held back."""
+    count = PART_SCOPES + 50
+    guarded = replace(FULL, max_isolated_percent=percent)
+    asked: list[int] = []
+    acquire = store.slots.acquire_many
+
+    def asking(tenants: Any, *args: Any) -> Any:
+        asked.append(len(tenants))
+        return acquire(tenants, *args)
+
+    monkeypatch.setattr(store.slots, "acquire_many", asking)
+    result = ingest(load(_crowd(count, "c")), store, guarded, {}, T0)
+    cap = count * percent // 100
+    assert result.accepted == count
+    assert len(result.held) == count - cap
+    assert store.slots.isolated() == {f"c{i}" for i in range(cap)}
+    assert (state(store, "c0"), state(store, f"c{count - 1}")) == (
+        State.OPEN,
+        State.OPEN if percent == 100 else State.CLOSED,
+    )
+    if store.commits_slots:
+        assert asked == ([] if percent == 100 else [count])
+    again = ingest(load(_crowd(count, "c")), store, guarded, {}, T0)
+    assert (again.accepted, again.duplicates, again.transitions) == (0, count, [])

@@ -221,3 +221,31 @@ def test_a_failure_computing_a_later_part_raises_once_the_parts_sent_are_in(
         scopes.commit(changes(), T0)
     read = scopes.read({"p0": [], f"p{PART_SCOPES - 1}": [], f"p{PART_SCOPES}": []}, T0)
     assert [read[s].version for s in ("p0", f"p{PART_SCOPES - 1}", f"p{PART_SCOPES}")] == [1, 1, 0]
+
+
+def test_a_large_delivery_is_read_in_parts_the_same_as_one_read(scopes: ScopeStore) -> None:
+    """Past `PART_SCOPES` scopes, a delivery's read comes in parts behind the first:
+    streamed, it gives the snapshots of one read of the same scopes, in their order,
+    with the guard, the shared cause and the board's answer from the first part."""
+    count = 2 * PART_SCOPES + 5
+    names = [f"p{i}" for i in range(count)]
+    stored = [names[0], names[PART_SCOPES + 1], names[-1]]  # one in each part
+    opened = Breaker(State.OPEN, opened_at=T0, open_count=1, firing=frozenset({"fp"}))
+    scopes.commit(
+        [Change(s, 0, breaker=opened, delivery_keys=[f"{s}:k"], tier_label="gold") for s in stored],
+        T0,
+    )
+    asked = {s: [f"{s}:k", f"{s}:new"] for s in names}
+    expected = scopes.read(asked, T0)
+    read = scopes.read_delivery(
+        asked, T0, index=names, board_keys=[f"{names[-1]}:k"], guard_for=names
+    )
+    assert read.board_unseen
+    assert read.cause.active == []
+    if scopes.commits_slots:
+        assert read.guard is not None and (read.guard.held, read.guard.known) == (0, count)
+    streamed = list(read.stream())
+    assert [s.scope for s in streamed] == names
+    assert {s.scope: s for s in streamed} == expected == read.snapshots
+    assert [expected[s].seen for s in stored] == [frozenset({f"{s}:k"}) for s in stored]
+    assert {expected[s].tier_label for s in stored} == {"gold"}

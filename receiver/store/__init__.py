@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from receiver.store.client import connect
-from receiver.store.scopes import Change, ScopeStore, Snapshot
+from receiver.store.scopes import Change, DeliveryRead, ScopeStore, Snapshot
 
-__all__ = ["Change", "ScopeStore", "Snapshot", "connect"]
+__all__ = ["Change", "DeliveryRead", "ScopeStore", "Snapshot", "connect"]

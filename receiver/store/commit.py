@@ -24,13 +24,14 @@ def commit_scopes(
     compute: Compute,
     now: float,
     known: Iterable[str] = (),
-    first_read: Mapping[str, Snapshot] | None = None,
+    first_read: Mapping[str, Snapshot] | Iterable[Snapshot] | None = None,
     taken: MutableMapping[str, Slot] | None = None,
     later: Pending | None = None,
     max_isolated_percent: float | None = None,
 ) -> dict[str, Any]:
     """Read, compute and commit each scope, re-reading the ones that moved.
-    `first_read`, if given, is a fresh read of exactly `scopes` to start from.
+    `first_read`, if given, is a fresh read of exactly `scopes` to start from: their
+    snapshots, or a stream of them still arriving (each computed as it comes).
 
     A change that trips a tenant may ask the commit for its guard slot (`Change.slot`,
     under `max_isolated_percent`). A refused slot goes in `taken` and the scope is
@@ -53,15 +54,17 @@ def commit_scopes(
     taken = {} if taken is None else taken
     again: dict[str, Snapshot] = {}
     for attempt_no in attempts():
+        read: Iterable[Snapshot]
         if attempt_no == 0 and first_read is not None:
-            snapshots = dict(first_read)
+            read = first_read.values() if isinstance(first_read, Mapping) else first_read
         else:
             moved = {scope: keys for scope, keys in pending.items() if scope not in again}
-            snapshots = {**again, **(store.read(moved, now) if moved else {})}
+            read = [*again.values(), *(store.read(moved, now) if moved else {}).values()]
         again = {}
         changes: list[Change] = []
         attempt: dict[str, Any] = {}
-        computed = _computed(snapshots, compute, attempt, changes)
+        snapshots: dict[str, Snapshot] = {}
+        computed = _computed(read, compute, snapshots, attempt, changes)
         versions = store.commit(computed, now, known, max_isolated_percent)
         committing = {change.scope for change in changes}
         for scope, result in attempt.items():
@@ -102,15 +105,18 @@ def commit_scopes(
 
 
 def _computed(
-    snapshots: Mapping[str, Snapshot],
+    read: Iterable[Snapshot],
     compute: Compute,
+    snapshots: dict[str, Snapshot],
     attempt: dict[str, Any],
     changes: list[Change],
 ) -> Iterator[Change]:
     """Each scope's change, computed as the store takes it: it sends one part to
-    Redis while the next is computed. Every result goes in `attempt`, every change
-    in `changes`."""
-    for scope, snapshot in snapshots.items():
+    Redis while the next is computed. Every snapshot computed goes in `snapshots`,
+    every result in `attempt`, every change in `changes`."""
+    for snapshot in read:
+        scope = snapshot.scope
+        snapshots[scope] = snapshot
         change, attempt[scope] = compute(snapshot)
         if change is not None:
             changes.append(change)

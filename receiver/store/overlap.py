@@ -40,6 +40,11 @@ def send_soon(client: redis.Redis, fill: Fill) -> Future[list[Any]]:
     goes on; its replies (or error) in the future."""
     pipe = client.pipeline(transaction=False)
     fill(pipe)
+    return submit(pipe)
+
+
+def submit(pipe: Any) -> Future[list[Any]]:
+    """`pipe` executed from a sending thread; its replies (or error) in the future."""
     return _sender().submit(pipe.execute)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -34,7 +35,7 @@ from receiver.store.codec import (
     transition_from_json,
     transition_json,
 )
-from receiver.store.overlap import Fill, execute_overlapped
+from receiver.store.overlap import Fill, execute_overlapped, send_soon, submit
 from receiver.store.pending import Pending
 from receiver.store.scope_scripts import BATCH_SCOPES, COMMIT_SCOPES, PART_SCOPES, READ_SCOPES
 from receiver.store.slots import GuardRead, Slot, SlotStore
@@ -77,14 +78,37 @@ class Change:
     the guard's isolation slots, taken in the same script (`commits_slots`)."""
 
 
-@dataclass(frozen=True)
 class DeliveryRead:
-    snapshots: dict[str, Snapshot]
-    cause: SharedCause
-    board_unseen: bool
-    """Whether any of the board keys asked for is new to the incident board."""
-    guard: GuardRead | None = None
-    """The guard's counts, if asked for."""
+    """All a delivery reads before it computes. A large delivery's snapshots may
+    still be arriving, one part after another: `stream` gives each as its part is
+    answered (so computing starts with the first), `snapshots` waits for them all."""
+
+    def __init__(
+        self,
+        parts: Iterator[dict[str, Snapshot]],
+        cause: SharedCause,
+        board_unseen: bool,
+        guard: GuardRead | None = None,
+    ) -> None:
+        self._parts = parts
+        self._got: dict[str, Snapshot] = {}
+        self.cause = cause
+        self.board_unseen = board_unseen
+        """Whether any of the board keys asked for is new to the incident board."""
+        self.guard = guard
+        """The guard's counts, if asked for."""
+
+    def stream(self) -> Iterator[Snapshot]:
+        yield from list(self._got.values())
+        for part in self._parts:
+            self._got.update(part)
+            yield from part.values()
+
+    @property
+    def snapshots(self) -> dict[str, Snapshot]:
+        for part in self._parts:
+            self._got.update(part)
+        return self._got
 
 
 class NotReplicated(redis.RedisError):
@@ -138,7 +162,10 @@ class ScopeStore:
         incident board has yet to see any of `board_keys`: all a delivery reads
         before it computes. Tenants in `index` are added to the tenant index; with
         `guard_for`, the guard's counts are read after that, and which of those
-        tenants hold a slot."""
+        tenants hold a slot. Past `PART_SCOPES` scopes, the rest are read in parts
+        sent behind the first (`DeliveryRead.stream`)."""
+        order = list(scopes)
+        head, rest = order[:PART_SCOPES], order[PART_SCOPES:]
         pipe = self.client.pipeline(transaction=False)
         index = list(index)
         if index:
@@ -148,14 +175,41 @@ class ScopeStore:
         pipe.hgetall(k.SHARED_CAUSES)
         if board_keys:
             pipe.zmscore(k.INCIDENTS_SEEN, list(board_keys))
-        batches = self._queue_reads(pipe, scopes, now)
-        replies = iter(pipe.execute()[1 if index else 0 :])
+        batches = self._queue_reads(pipe, {scope: scopes[scope] for scope in head}, now)
+        later: list[tuple[list[list[str]], Future[list[Any]]]] = []
+        if not rest:
+            replies = iter(pipe.execute()[1 if index else 0 :])
+        else:
+            # A large delivery: the rest of its scopes in parts sent behind the first.
+            first = submit(pipe)
+            later = [
+                self._read_soon({scope: scopes[scope] for scope in rest[i : i + PART_SCOPES]}, now)
+                for i in range(0, len(rest), PART_SCOPES)
+            ]
+            replies = iter(first.result()[1 if index else 0 :])
         guard = None if guard_for is None else self.slots.guard_read(next(replies), guard_for)
         cause = self.causes.parse(next(replies), now)
         board_scores = next(replies) if board_keys else []
-        snapshots = self._snapshots(batches, replies)
         unseen = any(score is None or score <= now for score in board_scores)
-        return DeliveryRead(snapshots, cause, unseen, guard)
+
+        def parts() -> Iterator[dict[str, Snapshot]]:
+            yield self._snapshots(batches, replies)
+            for part_batches, future in later:
+                yield self._snapshots(part_batches, iter(future.result()))
+
+        return DeliveryRead(parts(), cause, unseen, guard)
+
+    def _read_soon(
+        self, scopes: Mapping[str, Sequence[str]], now: float
+    ) -> tuple[list[list[str]], Future[list[Any]]]:
+        """`read`'s calls for `scopes`, sent from a sending thread; the scopes of each
+        call and the replies to come."""
+        batches: list[list[str]] = []
+
+        def fill(pipe: Any) -> None:
+            batches.extend(self._queue_reads(pipe, scopes, now))
+
+        return batches, send_soon(self.client, fill)
 
     def _queue_reads(
         self, pipe: Any, scopes: Mapping[str, Sequence[str]], now: float
