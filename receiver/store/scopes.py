@@ -187,7 +187,7 @@ class ScopeStore:
                 for i in range(0, len(rest), PART_SCOPES)
             ]
             replies = iter(first.result()[1 if index else 0 :])
-        guard = None if guard_for is None else self.slots.guard_read(next(replies), guard_for)
+        guard = None if guard_for is None else self.slots.guard_read(next(replies))
         cause = self.causes.parse(next(replies), now)
         board_scores = next(replies) if board_keys else []
         unseen = any(score is None or score <= now for score in board_scores)

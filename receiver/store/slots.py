@@ -43,12 +43,19 @@ return out
 
 
 # KEYS[1] isolated set, KEYS[2] known tenants zset; ARGV tenants.
-# Returns the slots held, the known tenants, then per tenant whether it holds one
-# (1/0): what a delivery reads of the guard, one command in its first round trip.
-READ_GUARD = """
-local out = {redis.call('SCARD', KEYS[1]), redis.call('ZCARD', KEYS[2])}
-for i = 1, #ARGV do
-  out[#out + 1] = redis.call('SISMEMBER', KEYS[1], ARGV[i])
+# Returns the slots held, the known tenants, then the tenants that hold one: what a
+# delivery reads of the guard, one command in its first round trip (a storm's new
+# tenants hold none, and none are listed).
+READ_GUARD = f"""
+local held = redis.call('SCARD', KEYS[1])
+local out = {{held, redis.call('ZCARD', KEYS[2])}}
+if held == 0 then return out end
+for from = 1, #ARGV, {CHUNK} do
+  local upto = math.min(#ARGV, from + {CHUNK} - 1)
+  local found = redis.call('SMISMEMBER', KEYS[1], unpack(ARGV, from, upto))
+  for j = 1, #found do
+    if found[j] == 1 then out[#out + 1] = ARGV[from + j - 1] end
+  end
 end
 return out
 """
@@ -117,10 +124,9 @@ class SlotStore:
         self._read_guard(keys=[k.ISOLATED, k.TENANTS], args=list(tenants), client=pipe)
 
     @staticmethod
-    def guard_read(reply: Sequence[Any], tenants: Sequence[str]) -> GuardRead:
-        held, known, *members = reply
-        holding = frozenset(t for t, m in zip(tenants, members, strict=True) if m)
-        return GuardRead(int(held), int(known), holding)
+    def guard_read(reply: Sequence[Any]) -> GuardRead:
+        held, known, *holding = reply
+        return GuardRead(int(held), int(known), frozenset(holding))
 
     def acquire(self, tenant_id: str, max_percent: float, now: float) -> Slot:
         """One of the blast-radius guard's isolation slots, if the cap allows."""
