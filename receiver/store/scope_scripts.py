@@ -25,10 +25,8 @@ local function take_slot(isolated, known, percent, tenant)
     guard.held = redis.call('SCARD', isolated)
     guard.cap = math.max(1, math.floor(guard.known * tonumber(percent) / 100))
   end
-  if redis.call('SISMEMBER', isolated, tenant) == 1 then return 1 end
-  if guard.held >= guard.cap then return 0 end
-  redis.call('SADD', isolated, tenant)
-  guard.held = guard.held + 1
+  if guard.held >= guard.cap then return redis.call('SISMEMBER', isolated, tenant) end
+  guard.held = guard.held + redis.call('SADD', isolated, tenant)
   return 1
 end
 """
@@ -160,7 +158,8 @@ for s = 0, scoped - 1, 6 do
       end
     end
     for j = ef, ef + en - 1 do redis.call('ZADD', KEYS[s + 3], 'XX', 'LT', expire_at, ARGV[j]) end
-    redis.call('HSETNX', KEYS[s + 5], 'first_seen_at', now)
+    -- Only a first commit can find its tenant unseen.
+    if version == 0 then redis.call('HSETNX', KEYS[s + 5], 'first_seen_at', now) end
     if label ~= '' then redis.call('HSET', KEYS[s + 5], 'tier_label', label) end
     out[#out + 1] = version + 1
   end
