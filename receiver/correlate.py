@@ -123,6 +123,7 @@ def update(
     tidy: bool = False,
     pending: Pending | None = None,
     hand_off: bool = False,
+    meanwhile: Callable[[], None] | None = None,
 ) -> Posted:
     """Apply signals to the incident board; with `tidy`, also expire and settle. The
     board read carries the writes left `pending`, if it happens.
@@ -131,7 +132,8 @@ def update(
     there (the hand-off list), a batch per change, for up to `DRAIN_S`. With
     `hand_off`, a delivery that finds the turn held leaves its signals there and
     returns at once, noticing nothing: under a burst one process applies many joins
-    in one change instead of each taking its turn."""
+    in one change instead of each taking its turn. `meanwhile`, if given, runs
+    while Redis applies the first change this call commits, if it commits one."""
     keys = signals.board_keys()
     unseen = signals.board_unseen
     if unseen is None:
@@ -149,7 +151,9 @@ def update(
         until = time.monotonic() + DRAIN_S
         own: Signals | None = signals
         while True:
-            posted = _change(incidents, store, settings, registry, own, now, tidy, pending, turn)
+            posted = _change(
+                incidents, store, settings, registry, own, now, tidy, pending, turn, meanwhile
+            )
             if turn.handed:
                 BOARD_HANDOFFS.inc()
                 return posted
@@ -157,7 +161,7 @@ def update(
             queued = queued or posted.queued
             if not turn.waiting or time.monotonic() >= until:
                 return Posted(notices, queued)
-            own, tidy, pending = None, False, None
+            own, tidy, pending, meanwhile = None, False, None, None
 
 
 def _change(
@@ -170,6 +174,7 @@ def _change(
     tidy: bool,
     pending: Pending | None,
     turn: Turn,
+    meanwhile: Callable[[], None] | None = None,
 ) -> Posted:
     """One board change: `own` signals (if any) after the hand-offs waiting, with the
     turn (taken by the first read, if free). A change that lost the compare-and-set
@@ -209,8 +214,9 @@ def _change(
             return Posted([], queued=False)
         _costs(draft, store, settings, registry, tiers)
         change = board_change(draft, board)
-        if incidents.commit(change, now, turn, handoffs=taken, keep=True):
+        if incidents.commit(change, now, turn, handoffs=taken, keep=True, meanwhile=meanwhile):
             return Posted(draft.notices, queued=bool(change.outbox))
+        meanwhile = None  # it ran
     raise CommitConflict("incident board still contended")
 
 

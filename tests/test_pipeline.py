@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 import redis
 
+from receiver.alerts import Notification
 from receiver.board import Notice
 from receiver.breaker import Action, State
 from receiver.config import Settings
-from receiver.pipeline import Alerts, Input, OperatorAction, Outcome, Tick, apply
+from receiver.pipeline import OVERLAP_ALERTS, Alerts, Input, OperatorAction, Outcome, Tick, apply
 from receiver.schemas import NotificationSchema
 from receiver.services import Services, build_services
 from tests.conftest import T0, isolate_alert
@@ -68,3 +69,60 @@ def test_reconciled_alerts_are_a_delivery_from_another_source(services: Services
     assert outcome.source == "reconcile" and outcome.ingest is not None
     again = apply(services, Alerts(FIRING), T0 + 1, [])
     assert (again.transitions, again.notices) == ([], [])
+
+
+def _crowd(count: int) -> Notification:
+    body = isolate_alert("c0")
+    template = body["alerts"][0]
+    body["alerts"] = [
+        {**template, "labels": {**template["labels"], "tenant_id": f"c{i}"}, "fingerprint": f"f{i}"}
+        for i in range(count)
+    ]
+    return NotificationSchema().load(body)
+
+
+class Heard(Recorder):
+    """A recorder that also hears the board's commit being sent, and may fail."""
+
+    def __init__(self, services: Services, fail: bool = False) -> None:
+        super().__init__()
+        self.fail = fail
+        commit = services.incidents.commit
+
+        def committing(*args: Any, **kwargs: Any) -> bool:
+            self.heard.append(("board", kwargs.get("meanwhile") is not None))
+            return commit(*args, **kwargs)
+
+        services.incidents.commit = committing  # type: ignore[method-assign]
+
+    def committed(self, outcome: Outcome) -> None:
+        self.heard.append(("committed", len(outcome.transitions)))
+        if self.fail:
+            raise RuntimeError("listener failed")
+
+
+@pytest.mark.parametrize("count", [1, OVERLAP_ALERTS])
+def test_a_large_deliverys_listeners_hear_its_breakers_while_its_board_commits(
+    services: Services, count: int
+) -> None:
+    """A small delivery tells the listeners before its board change; from
+    `OVERLAP_ALERTS` alerts they hear it while Redis applies that change, once."""
+    heard = Heard(services)
+    apply(services, Alerts(_crowd(count)), T0, [heard])
+    if count == 1:
+        assert heard.heard[:2] == [("committed", 1), ("board", False)]
+    else:
+        assert heard.heard[:2] == [("board", True), ("committed", count)]
+    assert [kind for kind, _ in heard.heard[2:]] == ["noticed"]
+    assert "tenant_joined" in heard.heard[2][1]
+
+
+def test_a_listener_failing_while_the_board_commits_fails_after_the_board_is_in(
+    services: Services,
+) -> None:
+    heard = Heard(services, fail=True)
+    with pytest.raises(RuntimeError, match="listener failed"):
+        apply(services, Alerts(_crowd(OVERLAP_ALERTS)), T0, [heard])
+    assert heard.heard == [("board", True), ("committed", OVERLAP_ALERTS)]
+    board = services.incidents.board(T0)
+    assert [len(i.tenants) for i in board.incidents.values()] == [OVERLAP_ALERTS]

@@ -28,6 +28,7 @@ from receiver.incidents import TIMELINE_CAP, Event, Incident
 from receiver.members import Fetch
 from receiver.store import keys as k
 from receiver.store.board_scripts import COMMIT_INCIDENTS, READ_INCIDENTS, TAKE_OR_HAND_OFF
+from receiver.store.overlap import submit
 from receiver.store.pending import Pending
 
 PARTS = tuple(COLLECTIONS)
@@ -327,11 +328,13 @@ class IncidentStore:
         turn: Turn | None = None,
         handoffs: int = 0,
         keep: bool = False,
+        meanwhile: Callable[[], None] | None = None,
     ) -> bool:
         """Apply the change if the board is still at its version, with the first
         `handoffs` of the hand-off list it applied taken off. A committed change gives
         back the `turn` it was made in, in the same step; with `keep`, the turn is kept
-        while hand-offs wait (`Turn.waiting`), for the holder to apply them next."""
+        while hand-offs wait (`Turn.waiting`), for the holder to apply them next.
+        `meanwhile` runs while Redis applies the change (sent from a sending thread)."""
         keys = [
             k.INCIDENTS_STATE,
             k.INCIDENTS_CREATED,
@@ -372,7 +375,17 @@ class IncidentStore:
         for incident_id in change.delete:
             keys += self._keys(incident_id)
             args += ["", "", "", 0, 0, 0, ""] + [0, 0] * len(PARTS)
-        reply = self._commit(keys=keys, args=args)
+        if meanwhile is None:
+            reply = self._commit(keys=keys, args=args)
+        else:
+            pipe = self.client.pipeline(transaction=False)
+            self._commit(keys=keys, args=args, client=pipe)
+            sending = submit(pipe)
+            try:
+                meanwhile()
+            finally:
+                replies = sending.result()  # answered before anything is raised
+            reply = replies[0]
         if not reply:
             return False
         if turn is not None:
