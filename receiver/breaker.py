@@ -119,6 +119,8 @@ def _close(breaker: Breaker, at: float, reason: str, *, clear_firing: bool = Fal
 
 def tick(breaker: Breaker, now: float, settings: BreakerSettings) -> Step:
     """Apply every time-based transition that is due at `now`, each at its due time."""
+    if breaker.state is not State.OPEN and breaker.state is not State.HALF_OPEN:
+        return breaker, []  # nothing timed (most breakers, most of the time)
     transitions: list[Transition] = []
     for _ in range(MAX_TICK_STEPS):
         due = next_transition_at(breaker, settings)

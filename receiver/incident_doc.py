@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from receiver import jsontext
 from receiver.incidents import Event, Incident, IncidentAlert, Priority, Scope, Status, capped
-from receiver.members import Fetch, Members
+from receiver.members import Fetch, Members, by_key
 from receiver.tenants import Tier
 
 LAYOUT = 2
@@ -43,22 +43,18 @@ def _alert_in(raw: str) -> IncidentAlert:
     return IncidentAlert(**jsontext.loads(raw))
 
 
-def _by_key(key: str, value: object) -> Any:
-    return key
-
-
 def _by_value(key: str, value: Any) -> Any:
     return (value, key)
 
 
 COLLECTIONS: dict[str, Codec[Any]] = {
-    "tenants": Codec[Tier](lambda t: t.value, Tier, _by_key),
+    "tenants": Codec[Tier](lambda t: t.value, Tier, by_key),
     "alerts": Codec[IncidentAlert](_alert_out, _alert_in, lambda k, a: (a.starts_at, k)),
-    "isolated_at": Codec[float](repr, float, _by_key),
+    "isolated_at": Codec[float](repr, float, by_key),
     "suppressed": Codec[int](str, int, _by_value),
-    "victims": Codec[float](repr, float, _by_key),
+    "victims": Codec[float](repr, float, by_key),
     "group_keys": Codec[int](str, int, _by_value),
-    "alert_tally": Codec[list[int]](jsontext.dumps, jsontext.loads, _by_key),
+    "alert_tally": Codec[list[int]](jsontext.dumps, jsontext.loads, by_key),
 }
 _NOT_IN_HEADER = {*COLLECTIONS, "timeline", "stored_events", "notes", "stored_notes"}
 _INTERNAL = (

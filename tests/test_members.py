@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from receiver.members import Members
+from receiver.members import Members, by_key
 
 
 def partial(stored: dict[str, int], asked: list[Sequence[str] | None]) -> Members[int]:
@@ -36,3 +36,9 @@ def test_setdefault_sets_only_an_absent_key_and_tells_the_hooks() -> None:
     assert members.setdefault("b", 9) == 2
     assert members.setdefault("c", 3) == 3
     assert (members.written, seen, len(members)) == ({"c": 3}, [("c", None, 3)], 3)
+
+
+def test_a_map_ordered_by_key_walks_its_keys_sorted_fetched_ones_too() -> None:
+    stored = {"b": 2, "d": 4, "a": 1}
+    members = Members({"c": 3}, count=4, fetch=lambda keys: stored, order=by_key)
+    assert list(members) == ["a", "b", "c", "d"]

@@ -22,7 +22,7 @@ from receiver.breaker import tick
 from receiver.config import Enforcement
 from receiver.incidents import Incident, Priority, Scope, Status
 from receiver.notify.hub import Hub
-from receiver.notify.message import Message, build, deferred_until, main_event
+from receiver.notify.message import Message, build, deferred_until, listed_tenants, main_event
 from receiver.store.deliveries import Delivery
 from receiver.store.outbox import decode, kinds_of
 
@@ -38,7 +38,7 @@ STATES_SHOWN = 50
 
 
 def _states(hub: Hub, incident: Incident, now: float) -> dict[str, str]:
-    shown = sorted(incident.tenants)[:STATES_SHOWN]
+    shown = listed_tenants(incident)[:STATES_SHOWN]
     snapshots = hub.store.read({t: [] for t in shown}, now)
     settings = hub.settings.breaker
     return {t: tick(s.breaker, now, settings)[0].state.value for t, s in snapshots.items()}

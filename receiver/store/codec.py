@@ -36,7 +36,13 @@ def breaker_values(breaker: Breaker) -> list[str]:
 
 
 def _names(values: frozenset[str]) -> str:
-    return jsontext.dumps(sorted(values)) if values else "[]"
+    if not values:
+        return "[]"
+    if len(values) == 1:
+        (value,) = values
+        if value.isalnum():  # nothing to escape: as JSON writes it, without the encoder
+            return f'["{value}"]'
+    return jsontext.dumps(sorted(values))
 
 
 def breaker_from_fields(data: dict[str, str]) -> Breaker:
