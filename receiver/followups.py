@@ -87,11 +87,12 @@ def log_transitions(events: Sequence[TransitionEvent]) -> None:
         )
     rest = events[LOGGED_TRANSITIONS:]
     if rest:
-        moves = Counter(f"{e.transition.from_state} -> {e.transition.to_state}" for e in rest)
+        moves = Counter((e.transition.from_state, e.transition.to_state) for e in rest)
+        named = sorted((f"{a} -> {b}", count) for (a, b), count in moves.items())
         log.info(
             "%d more breaker transitions in this batch: %s",
             len(rest),
-            ", ".join(f"{move} x{count}" for move, count in sorted(moves.items())),
+            ", ".join(f"{move} x{count}" for move, count in named),
         )
 
 
