@@ -367,19 +367,19 @@ def test_a_trip_asks_the_commit_for_its_slot_until_the_guard_looks_full(
     store.add_known([f"t{i}" for i in range(10)], T0)
     asked: list[list[str]] = []
     commits: list[int] = []
-    acquire, commit = store.slots.acquire_many, store.commit
+    acquire, commit = store.slots.acquire_many, store.committing
 
     def asking(tenants: Any, *args: Any) -> Any:
         asked.append(list(tenants))
         return acquire(tenants, *args)
 
     def committing(changes: Any, *args: Any) -> Any:
-        versions = commit(changes, *args)
-        commits.append(len(versions))
-        return versions
+        outcomes = list(commit(changes, *args))
+        commits.append(len(outcomes))
+        return iter(outcomes)
 
     monkeypatch.setattr(store.slots, "acquire_many", asking)
-    monkeypatch.setattr(store, "commit", committing)
+    monkeypatch.setattr(store, "committing", committing)
     results = [ingest(load(isolate_alert(t)), store, guarded, {}, T0) for t in ("t1", "t2", "t3")]
     assert [list(r.held) for r in results] == [[], [], ["t3"]]
     assert "2 of 10 known tenants already isolated (cap 2" in results[2].held["t3"]

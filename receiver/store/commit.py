@@ -65,15 +65,9 @@ def commit_scopes(
         attempt: dict[str, Any] = {}
         snapshots: dict[str, Snapshot] = {}
         computed = _computed(read, compute, snapshots, attempt, changes)
-        versions = store.commit(computed, now, known, max_isolated_percent)
-        committing = {change.scope for change in changes}
-        for scope, result in attempt.items():
-            if scope not in committing:
-                results[scope] = result
-                unchanged[scope] = snapshots[scope].breaker.state in ISOLATING
-        known = []
         retry: dict[str, Sequence[str]] = {}
-        for change, version in zip(changes, versions, strict=True):
+        # Each part's outcomes while Redis still runs the later parts.
+        for change, version in store.committing(computed, now, known, max_isolated_percent):
             if isinstance(version, Slot):
                 taken[change.scope] = version
                 again[change.scope] = snapshots[change.scope]
@@ -88,6 +82,12 @@ def commit_scopes(
                     entries[change.scope] = (version, entry_of(change.breaker))
             else:
                 retry[change.scope] = pending[change.scope]
+        committing = {change.scope for change in changes}
+        for scope, result in attempt.items():
+            if scope not in committing:
+                results[scope] = result
+                unchanged[scope] = snapshots[scope].breaker.state in ISOLATING
+        known = []
         if not retry:
             for scope, slot in taken.items():
                 if slot.granted and scope in unchanged and not unchanged[scope]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -48,11 +48,13 @@ def submit(pipe: Any) -> Future[list[Any]]:
     return _sender().submit(pipe.execute)
 
 
-def execute_overlapped(client: redis.Redis, parts: Iterable[Fill]) -> list[Any]:
+def execute_overlapped(client: redis.Redis, parts: Iterable[Fill]) -> Iterator[list[Any]]:
     """Each part's commands in a pipeline of its own, sent while the next part is
-    built (`parts` may be a generator doing that work); the replies of all, in
-    order, once every part sent has been answered. An error building a part is
-    raised as it is, else the first part's error."""
+    built (`parts` may be a generator doing that work); once every part is sent, the
+    replies of each part in order, as soon as it is answered. An error building a
+    part is raised as it is, else the first part's error, and either only once every
+    part sent has been answered: a caller sees each part's outcome in Redis, and no
+    reply is left unread."""
     futures: list[Future[list[Any]]] = []
     sender = _sender()
     try:
@@ -60,13 +62,14 @@ def execute_overlapped(client: redis.Redis, parts: Iterable[Fill]) -> list[Any]:
             pipe = client.pipeline(transaction=False)
             fill(pipe)
             futures.append(sender.submit(pipe.execute))
-    finally:
-        # Every part sent is answered before anything is raised or returned: a
-        # caller sees each part's outcome in Redis, and no reply is left unread.
-        done = [(future.exception(), future) for future in futures]
-    replies: list[Any] = []
-    for error, future in done:
+    except BaseException:
+        for future in futures:
+            future.exception()
+        raise
+    for i, future in enumerate(futures):
+        error = future.exception()
         if error is not None:
+            for later in futures[i + 1 :]:
+                later.exception()
             raise error
-        replies += future.result()
-    return replies
+        yield future.result()

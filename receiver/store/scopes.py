@@ -281,6 +281,20 @@ class ScopeStore:
         refused `Slot`. Tenants in `known` are added to the tenant index. `changes`
         may be a generator that computes them: it is taken `PART_SCOPES` at a time,
         and each part goes to Redis while the next is computed (`overlap`)."""
+        return [
+            version for _, version in self.committing(changes, now, known, max_isolated_percent)
+        ]
+
+    def committing(
+        self,
+        changes: Iterable[Change],
+        now: float,
+        known: Iterable[str] = (),
+        max_isolated_percent: float | None = None,
+    ) -> Iterator[tuple[Change, int | Slot]]:
+        """`commit`, each change with its outcome, a part's as soon as it is answered
+        once every part is sent: the caller takes the first parts' outcomes while
+        Redis still runs the last."""
         guarded = max_isolated_percent is not None and self.commits_slots
         header: list[Any] = [
             repr(now),
@@ -294,7 +308,8 @@ class ScopeStore:
         ]
         guard_keys = [k.ISOLATED, k.TENANTS] if guarded else []
         taken: list[Change] = []
-        batches: list[list[int]] = []
+        layout: list[list[list[int]]] = []
+        """Per part, the positions in `taken` of each of its script calls."""
         pending = iter(changes)
         first = list(islice(pending, PART_SCOPES))
         known = list(known)
@@ -303,7 +318,7 @@ class ScopeStore:
             start = len(taken)
             taken.extend(part)
             part_batches = [[start + i for i in b] for b in self._batches([c.scope for c in part])]
-            batches.extend(part_batches)
+            layout.append(part_batches)
 
             def into(pipe: Any) -> None:
                 for batch in part_batches:
@@ -314,7 +329,7 @@ class ScopeStore:
                         _commit_args(taken[i], args, guarded)
                     self._commit(keys=keys + guard_keys, args=args, client=pipe)
                 if with_known and known:
-                    pipe.zadd(k.TENANTS, {tenant: now for tenant in known}, nx=True)
+                    pipe.zadd(k.TENANTS, dict.fromkeys(known, repr(now)), nx=True)
 
             return into
 
@@ -323,23 +338,27 @@ class ScopeStore:
             while part := list(islice(pending, PART_SCOPES)):
                 yield fill(part, with_known=False)
 
+        answered: Iterable[list[Any]]
         if len(first) < PART_SCOPES:
             if not first and not known:
-                return []
+                return
             pipe = self.client.pipeline(transaction=False)
             fill(first, with_known=True)(pipe)
-            replies = iter(pipe.execute())
+            answered = [pipe.execute()]
         else:
-            replies = iter(execute_overlapped(self.client, parts()))
-        versions: list[int | Slot] = [0] * len(taken)
-        for batch in batches:
-            for i, version in zip(batch, next(replies), strict=True):
-                if isinstance(version, list):
-                    held, known_count, cap = map(int, version)
-                    versions[i] = Slot(False, held, known_count, cap)
-                else:
-                    versions[i] = int(version)
-        return versions
+            answered = execute_overlapped(self.client, parts())
+        for n, part_replies in enumerate(answered):  # parts are laid out as they are sent
+            replies = iter(part_replies)
+            versions: dict[int, int | Slot] = {}
+            for batch in layout[n]:
+                for i, version in zip(batch, next(replies), strict=True):
+                    if isinstance(version, list):
+                        held, known_count, cap = map(int, version)
+                        versions[i] = Slot(False, held, known_count, cap)
+                    else:
+                        versions[i] = int(version)
+            for i in sorted(versions):
+                yield taken[i], versions[i]
 
     def follow(
         self,
