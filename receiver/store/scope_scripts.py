@@ -44,7 +44,8 @@ _HMGET_STATE = ", ".join(repr(name) for name in ("version", *BREAKER_FIELDS))
 # order, "" for a missing one), its tier and tier label ("" if none), and the given
 # delivery keys it has seen (expiring after now); or 0 for a scope with none of
 # these (a storm's new tenants: ten thousand small answers instead of big ones).
-# Read only.
+# A scope never committed has seen nothing: only a commit adds to `seen`, and it
+# writes the version too. Read only.
 READ_SCOPES = f"""
 local now = tonumber(ARGV[1])
 local out = {{}}
@@ -53,6 +54,8 @@ for s = 1, #KEYS, 3 do
   local n = tonumber(ARGV[i]); i = i + 1
   local seen = {{}}
   local last = i + n - 1
+  local state = redis.call('HMGET', KEYS[s], {_HMGET_STATE})
+  if not state[1] then i = last + 1 end
   while i <= last do
     local upto = math.min(last, i + {CHUNK} - 1)
     local scores = redis.call('ZMSCORE', KEYS[s + 2], unpack(ARGV, i, upto))
@@ -62,7 +65,6 @@ for s = 1, #KEYS, 3 do
     end
     i = upto + 1
   end
-  local state = redis.call('HMGET', KEYS[s], {_HMGET_STATE})
   local tenant = redis.call('HMGET', KEYS[s + 1], 'tier', 'tier_label')
   if not state[1] and not state[2] and not tenant[1] and not tenant[2] and #seen == 0 then
     out[#out + 1] = 0
@@ -158,9 +160,14 @@ for s = 0, scoped - 1, 6 do
       end
     end
     for j = ef, ef + en - 1 do redis.call('ZADD', KEYS[s + 3], 'XX', 'LT', expire_at, ARGV[j]) end
-    -- Only a first commit can find its tenant unseen.
-    if version == 0 then redis.call('HSETNX', KEYS[s + 5], 'first_seen_at', now) end
-    if label ~= '' then redis.call('HSET', KEYS[s + 5], 'tier_label', label) end
+    -- Only a first commit finds its tenant unseen (no commit wrote it yet).
+    if version == 0 and label ~= '' then
+      redis.call('HSET', KEYS[s + 5], 'first_seen_at', now, 'tier_label', label)
+    elseif version == 0 then
+      redis.call('HSET', KEYS[s + 5], 'first_seen_at', now)
+    elseif label ~= '' then
+      redis.call('HSET', KEYS[s + 5], 'tier_label', label)
+    end
     out[#out + 1] = version + 1
   end
 end
