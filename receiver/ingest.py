@@ -356,13 +356,17 @@ def ingest(
         later=pending,
         max_isolated_percent=settings.max_isolated_percent,
     )
-    for scope, outcome in outcomes.items():
-        result.accepted += len(outcome.applied)
+    fresh, tiers, transitions = result.fresh, result.tiers, result.transitions
+    for scope, outcome in outcomes.items():  # ten thousand for a storm's payload
+        applied = outcome.applied
+        result.accepted += len(applied)
         result.duplicates += outcome.duplicates
-        result.transitions += outcome.events
-        result.fresh.update(alert.delivery_key for alert in outcome.applied)
+        if outcome.events:
+            transitions += outcome.events
+        for alert in applied:
+            fresh.add(alert.delivery_key)
         if outcome.tier is not None:
-            result.tiers[scope] = outcome.tier
+            tiers[scope] = outcome.tier
         if outcome.held is not None:
             result.held[scope] = outcome.held
     if any(alert.firing for alert in causes):

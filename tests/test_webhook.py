@@ -56,6 +56,14 @@ def test_firing_isolate_alert_opens_and_summary_says_so(client: FlaskClient) -> 
     assert [(t["tenant_id"], t["from"], t["to"]) for t in summary["transitions"]] == [
         ("acme", "closed", "open")
     ]
+    assert sorted(summary["incidents"], key=lambda n: n["kind"]) == [
+        {"kind": kind, "incident_id": summary["incidents"][0]["incident_id"], "tenant_id": tenant}
+        for kind, tenant in (
+            ("opened", None),
+            ("tenant_isolated", "acme"),
+            ("tenant_joined", "acme"),
+        )
+    ]
     tenant = client.get("/api/v1/tenants/acme", headers=READER).get_json()
     assert tenant["breaker"]["state"] == "open"
 

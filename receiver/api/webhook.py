@@ -58,5 +58,5 @@ def deliver() -> dict[str, Any]:
         "rejected": result.rejected,
         "truncated_alerts": notification.truncated_alerts,
         "transitions": [event.as_dict() for event in result.transitions],
-        "incidents": [notice.as_dict() for notice in outcome.notices],
+        "incidents": outcome.notices,  # dataclasses: encoded as `Notice.as_dict` has them
     }
