@@ -1,7 +1,7 @@
 """The writes that follow a delivery's breakers (guard slots, deny-list) ride on the
-board read's round trip, a storm's deny-list goes at once from a sending thread, and
-none is ever dropped when nothing carries it. On fakeredis, redis-server, Sentinel
-and Cluster."""
+board read's round trip, a storm's deny-list goes from a sending thread once that
+round trip is answered, and none is ever dropped when nothing carries it. On
+fakeredis, redis-server, Sentinel and Cluster."""
 
 from __future__ import annotations
 
@@ -111,12 +111,14 @@ def test_the_follow_is_sent_when_the_board_fails(
     assert set(store.admission.entries()) == {"acme"}
 
 
-def test_a_storms_deny_list_goes_at_once_and_the_flush_waits_for_it(
-    store: ScopeStore, redis_client: redis.Redis
+@pytest.mark.parametrize("carried", [True, False])
+def test_a_storms_deny_list_goes_once_the_board_read_is_in_and_the_flush_waits_for_it(
+    store: ScopeStore, redis_client: redis.Redis, carried: bool
 ) -> None:
-    """Past `EARLY_ENTRIES` the deny-list is not left for the board read (it would hold
-    it up while Redis applies it); its slots are, since the board reads them. More
-    entries than one `SYNC` call takes all land."""
+    """Past `EARLY_ENTRIES` the deny-list is not carried by the board read (it would
+    hold it up while Redis applies it), nor sent before it: it goes once the read is
+    answered, or with the flush if nothing carried the rest. Its slots are carried,
+    since the board reads them. More entries than one `SYNC` call takes all land."""
     tenants = [f"t{i:04d}" for i in range(max(EARLY_ENTRIES, SYNC_ENTRIES) + 200)]
     pending = Pending()
     store.follow(
@@ -124,7 +126,12 @@ def test_a_storms_deny_list_goes_at_once_and_the_flush_waits_for_it(
     )
     pipe = redis_client.pipeline(transaction=False)
     assert pending.into(pipe) == 1  # the slots' SADD only
-    pipe.reset()
+    if carried:
+        pipe.execute()
+        assert store.admission.entries() == {}  # not sent ahead of the carrying read
+        pending.sent()
+    else:
+        pipe.reset()
     pending.flush(redis_client)
     assert not pending
     assert set(store.admission.entries()) == set(tenants)
