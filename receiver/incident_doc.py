@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
 from receiver import jsontext
 from receiver.incidents import Event, Incident, IncidentAlert, Priority, Scope, Status, capped
 from receiver.members import Fetch, Members, by_key
-from receiver.tenants import Tier
+from receiver.tenants import Tier, tier_of
 
 LAYOUT = 2
 TENANTS_SHOWN = 100
@@ -48,7 +49,7 @@ def _by_value(key: str, value: Any) -> Any:
 
 
 COLLECTIONS: dict[str, Codec[Any]] = {
-    "tenants": Codec[Tier](lambda t: t.value, Tier, by_key),
+    "tenants": Codec[Tier](attrgetter("value"), tier_of, by_key),
     "alerts": Codec[IncidentAlert](_alert_out, _alert_in, lambda k, a: (a.starts_at, k)),
     "isolated_at": Codec[float](repr, float, by_key),
     "suppressed": Codec[int](str, int, _by_value),
@@ -163,7 +164,7 @@ def _from_embedded(
     for name, enum in _ENUMS.items():
         values[name] = enum(values[name])
     listed: dict[str, dict[str, Any]] = {
-        "tenants": {t: Tier(tier) for t, tier in values.pop("tenants", {}).items()},
+        "tenants": {t: tier_of(tier) for t, tier in values.pop("tenants", {}).items()},
         "alerts": {f: IncidentAlert(**a) for f, a in values.pop("alerts", {}).items()},
         "isolated_at": dict(values.pop("isolated_at", {})),
         "suppressed": {t: i for i, t in enumerate(values.pop("suppressed", []))},

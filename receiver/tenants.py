@@ -28,6 +28,16 @@ class Tier(StrEnum):
     BRONZE = "bronze"
 
 
+_BY_VALUE: Mapping[str, Tier] = {tier.value: tier for tier in Tier}
+
+
+def tier_of(value: str) -> Tier:
+    """`Tier(value)` for a stored value, at a dictionary lookup's cost: a storm's
+    incident reads ten thousand."""
+    tier = _BY_VALUE.get(value)
+    return Tier(value) if tier is None else tier
+
+
 @dataclass(frozen=True)
 class TierPolicy:
     tier: Tier

@@ -13,6 +13,7 @@ from receiver.tenants import (
     is_valid_tenant_id,
     load_registry,
     resolve_tier,
+    tier_of,
 )
 
 
@@ -66,3 +67,9 @@ def test_bad_registry_file(tmp_path: Path, text: str) -> None:
     path.write_text(text)
     with pytest.raises(RegistryError, match="TENANTS_FILE"):
         load_registry(str(path))
+
+
+def test_a_stored_tier_reads_back_as_the_tier_and_anything_else_is_refused() -> None:
+    assert [tier_of(t.value) for t in Tier] == list(Tier)
+    with pytest.raises(ValueError):
+        tier_of("diamond")
