@@ -105,9 +105,9 @@ def _presume_slots(
     their read arrives (`DeliveryRead.stream`)."""
     guard = None if read is None else read.guard
     firing = [scope for scope, keys in firing_keys.items() if keys]
-    decided = _as_read(store, settings, guard, firing)
-    if decided is not _UNDECIDED:
-        return decided
+    decided, presumed = _as_read(store, settings, guard, firing)
+    if decided:
+        return presumed
     snapshots = {} if read is None else read.snapshots
     wanted = [
         scope
@@ -115,28 +115,25 @@ def _presume_slots(
         if firing_keys[scope] - snapshots[scope].seen
         and would_trip(tick(snapshots[scope].breaker, now, settings.breaker)[0], settings.breaker)
     ]
-    decided = _as_read(store, settings, guard, wanted)
-    if decided is not _UNDECIDED:
-        return decided
+    decided, presumed = _as_read(store, settings, guard, wanted)
+    if decided:
+        return presumed
     return store.slots.acquire_many(wanted, settings.max_isolated_percent, now)
-
-
-_UNDECIDED: dict[str, Slot] = {}
 
 
 def _as_read(
     store: ScopeStore, settings: Settings, guard: GuardRead | None, trips: Sequence[str]
-) -> dict[str, Slot] | None:
-    """`_presume_slots`' answer from the guard's counts as read, for these trips:
-    None (the commit takes them), every one refused, or `_UNDECIDED`."""
+) -> tuple[bool, dict[str, Slot] | None]:
+    """Whether the guard's counts as read settle these trips, and `_presume_slots`'
+    answer if they do: None (the commit takes the slots) or every trip refused."""
     if not store.commits_slots or guard is None:
-        return _UNDECIDED
+        return False, None
     cap = guard_cap(guard.known, settings.max_isolated_percent)
     if guard.held + len(trips) <= cap:
-        return None
+        return True, None
     if guard.held >= cap and guard.holding.isdisjoint(trips):
-        return dict.fromkeys(trips, Slot(False, guard.held, guard.known, cap))
-    return _UNDECIDED
+        return True, dict.fromkeys(trips, Slot(False, guard.held, guard.known, cap))
+    return False, None
 
 
 def _invalid(alert: Alert, settings: Settings, now: float) -> str | None:
