@@ -24,17 +24,19 @@ P0_TENANTS = 10
 P1_TENANTS = 5
 
 
-def _weakly(method: Callable[[str, Any, Any], None]) -> Hook[Any]:
-    """A hook that holds its incident weakly. Held strongly, every incident would be
-    a reference cycle (incident, map, hook, incident) that only the cyclic collector
-    frees: a storm's incident, its tens of thousands of alerts and events, walked
-    and freed in one pass after the answer instead of as soon as the delivery drops it."""
-    ref = weakref.WeakMethod(method)
+def _weakly(owner: Any, method: Callable[[Any, str, Any, Any], None]) -> Hook[Any]:
+    """`owner`'s `method` as a hook that holds its owner weakly. Held strongly, every
+    incident would be a reference cycle (incident, map, hook, incident) that only the
+    cyclic collector frees: a storm's incident, its tens of thousands of alerts and
+    events, walked and freed in one pass after the answer instead of as soon as the
+    delivery drops it. A plain reference and the unbound function: a storm calls
+    these hooks tens of thousands of times."""
+    ref = weakref.ref(owner)
 
     def hook(key: str, old: Any, new: Any) -> None:
         bound = ref()
         if bound is not None:
-            bound(key, old, new)
+            method(bound, key, old, new)
 
     return hook
 
@@ -168,9 +170,9 @@ class Incident:
     """Per tenant ("" for alerts that name none): [live alerts, all alerts]."""
 
     def __post_init__(self) -> None:
-        self.tenants.hooks.append(_weakly(self._tenant_changed))
-        self.victims.hooks.append(_weakly(self._victim_changed))
-        self.alerts.hooks.append(_weakly(self._alert_changed))
+        self.tenants.hooks.append(_weakly(self, Incident._tenant_changed))
+        self.victims.hooks.append(_weakly(self, Incident._victim_changed))
+        self.alerts.hooks.append(_weakly(self, Incident._alert_changed))
 
     def _tenant_changed(self, tenant_id: str, old: Tier | None, new: Tier | None) -> None:
         _move(self.tier_counts, old, new)

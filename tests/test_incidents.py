@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 
 from receiver.cost import impact, tenants_cost_per_hour
@@ -155,3 +158,19 @@ def test_cost_per_hour_sums_tiers() -> None:
     """Per-hour cost is the sum of the affected tenants' tier costs."""
     costs = {"platinum": 150_000, "gold": 60_000, "silver": 25_000, "bronze": 5_000}
     assert tenants_cost_per_hour([P, G, B, B], costs) == 220_000
+
+
+def test_an_incident_dropped_is_freed_at_once_not_left_for_the_cyclic_collector() -> None:
+    """Its maps' hooks hold it weakly: no reference cycle keeps it (and a storm's
+    tens of thousands of entries) alive until the collector runs; they still work."""
+    incident = open_incident("INC-1", Scope.TENANT, "t", 0.0)
+    add_tenant(incident, "acme", Tier.GOLD, 1.0, "test")
+    record_alert(incident, "fp", "TenantErrorRateHigh", True, 1.0, 1.0, "acme")
+    assert (incident.tier_counts, incident.live_alerts) == ({"gold": 1}, 1)
+    gone = weakref.ref(incident)
+    gc.disable()
+    try:
+        del incident
+        assert gone() is None
+    finally:
+        gc.enable()
