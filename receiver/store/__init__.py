@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from receiver.store.client import connect
-from receiver.store.scopes import Change, DeliveryRead, ScopeStore, Snapshot
+from receiver.store.scope_wire import Change, DeliveryRead, Snapshot
+from receiver.store.scopes import ScopeStore
 
 __all__ = ["Change", "DeliveryRead", "ScopeStore", "Snapshot", "connect"]

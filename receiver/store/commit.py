@@ -12,7 +12,8 @@ from receiver.breaker import ISOLATING
 from receiver.store.admission import entry_of
 from receiver.store.pending import Pending
 from receiver.store.retry import MAX_ATTEMPTS, CommitConflict, attempts
-from receiver.store.scopes import Change, ScopeStore, Snapshot
+from receiver.store.scope_wire import Change, Snapshot
+from receiver.store.scopes import ScopeStore
 from receiver.store.slots import Slot
 
 Compute = Callable[[Snapshot], tuple[Change | None, Any]]

@@ -20,7 +20,7 @@ import redis
 from receiver.store.overlap import Fill, send_soon
 
 EARLY_ENTRIES = 500
-"""Entries from which a write is sent at once rather than carried (about 3 ms of
+"""Entries from which a write is sent on its own rather than carried (about 3 ms of
 Redis's time; a single tenant's trip stays one round trip fewer)."""
 
 

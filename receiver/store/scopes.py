@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
@@ -21,94 +20,33 @@ import redis
 from redis.crc import key_slot
 
 from receiver import jsontext
-from receiver.breaker import Breaker, Transition
-from receiver.causes import SharedCause
-from receiver.quick_init import quick_init
+from receiver.breaker import Transition
 from receiver.store import keys as k
 from receiver.store.admission import AdmissionStore
 from receiver.store.causes import CauseStore
 from receiver.store.client import is_cluster
 from receiver.store.codec import (
     BREAKER_FIELDS,
-    breaker_from_fields,
-    breaker_values,
     transition_from_json,
-    transition_json,
 )
 from receiver.store.overlap import Fill, execute_overlapped, send_soon, submit
 from receiver.store.pending import Pending
 from receiver.store.scope_scripts import BATCH_SCOPES, COMMIT_SCOPES, PART_SCOPES, READ_SCOPES
-from receiver.store.slots import GuardRead, Slot, SlotStore
+from receiver.store.scope_wire import (
+    COMMIT_KEYS,
+    READ_KEYS,
+    Change,
+    DeliveryRead,
+    Snapshot,
+    commit_args,
+    snapshots_of,
+)
+from receiver.store.slots import Slot, SlotStore
 
 log = logging.getLogger(__name__)
 REFIRE_GRACE_S = 60.0
 """How long after a resolution a copy of the earlier firing state stays a duplicate
 (an HA peer's late delivery); after it, the same state firing again is new."""
-
-
-@quick_init
-@dataclass(frozen=True)
-class Snapshot:
-    scope: str
-    version: int
-    breaker: Breaker
-    tier_override: str | None = None
-    tier_label: str | None = None
-    seen: frozenset[str] = frozenset()
-
-
-@dataclass
-class Change:
-    """What one caller wants to write to one scope, read at `expected_version`."""
-
-    scope: str
-    expected_version: int
-    breaker: Breaker | None = None
-    transitions: list[Transition] = field(default_factory=list)
-    delivery_keys: list[str] = field(default_factory=list)
-    alerts: dict[str, str] = field(default_factory=dict)
-    """Fingerprint -> the alert's record (JSON)."""
-    resolved: set[str] = field(default_factory=set)
-    """Fingerprints in `alerts` whose alert is resolved: its record is forgotten after
-    the idempotency TTL."""
-    forget_keys: list[str] = field(default_factory=list)
-    tier_label: str = ""
-    slot: bool = False
-    """The change trips the tenant: it commits only if the tenant then holds one of
-    the guard's isolation slots, taken in the same script (`commits_slots`)."""
-
-
-class DeliveryRead:
-    """All a delivery reads before it computes. A large delivery's snapshots may
-    still be arriving, one part after another: `stream` gives each as its part is
-    answered (so computing starts with the first), `snapshots` waits for them all."""
-
-    def __init__(
-        self,
-        parts: Iterator[dict[str, Snapshot]],
-        cause: SharedCause,
-        board_unseen: bool,
-        guard: GuardRead | None = None,
-    ) -> None:
-        self._parts = parts
-        self._got: dict[str, Snapshot] = {}
-        self.cause = cause
-        self.board_unseen = board_unseen
-        """Whether any of the board keys asked for is new to the incident board."""
-        self.guard = guard
-        """The guard's counts, if asked for."""
-
-    def stream(self) -> Iterator[Snapshot]:
-        yield from list(self._got.values())
-        for part in self._parts:
-            self._got.update(part)
-            yield from part.values()
-
-    @property
-    def snapshots(self) -> dict[str, Snapshot]:
-        for part in self._parts:
-            self._got.update(part)
-        return self._got
 
 
 class NotReplicated(redis.RedisError):
@@ -148,7 +86,7 @@ class ScopeStore:
         delivery keys to check against its seen set."""
         pipe = self.client.pipeline(transaction=False)
         batches = self._queue_reads(pipe, scopes, now)
-        return self._snapshots(batches, iter(pipe.execute()))
+        return snapshots_of(batches, iter(pipe.execute()))
 
     def read_delivery(
         self,
@@ -194,9 +132,9 @@ class ScopeStore:
         unseen = any(score is None or score <= now for score in board_scores)
 
         def parts() -> Iterator[dict[str, Snapshot]]:
-            yield self._snapshots(batches, replies)
+            yield snapshots_of(batches, replies)
             for part_batches, future in later:
-                yield self._snapshots(part_batches, iter(future.result()))
+                yield snapshots_of(part_batches, iter(future.result()))
 
         return DeliveryRead(parts(), cause, unseen, guard)
 
@@ -222,32 +160,12 @@ class ScopeStore:
             keys: list[str] = []
             args: list[Any] = [repr(now)]
             for scope in batch:
-                keys += k.scope_keys(scope, _READ_KEYS)
+                keys += k.scope_keys(scope, READ_KEYS)
                 delivery_keys = scopes[scope]
                 args.append(len(delivery_keys))
                 args += delivery_keys
             self._read(keys=keys, args=args, client=pipe)
         return batches
-
-    @staticmethod
-    def _snapshots(batches: list[list[str]], replies: Iterator[Any]) -> dict[str, Snapshot]:
-        """The snapshots `_queue_reads`' calls answered, taken from `replies`."""
-        snapshots: dict[str, Snapshot] = {}
-        for batch in batches:
-            for scope, read in zip(batch, next(replies), strict=True):
-                if read == 0:  # nothing stored yet
-                    snapshots[scope] = Snapshot(scope, 0, _NEW_BREAKER)
-                    continue
-                state, tier, label, seen = read
-                if not state[0] and not state[1]:
-                    # Never committed (a storm's new tenants): no breaker to parse.
-                    breaker = _NEW_BREAKER
-                else:
-                    breaker = breaker_from_fields(dict(zip(BREAKER_FIELDS, state[1:], strict=True)))
-                snapshots[scope] = Snapshot(
-                    scope, int(state[0] or 0), breaker, tier or None, label or None, frozenset(seen)
-                )
-        return snapshots
 
     def _batches(self, scopes: Sequence[str]) -> list[list[int]]:
         """The positions of `scopes` in groups for one script call each: up to
@@ -325,8 +243,8 @@ class ScopeStore:
                     keys: list[str] = []
                     args = list(header)
                     for i in batch:
-                        keys += k.scope_keys(taken[i].scope, _COMMIT_KEYS)
-                        _commit_args(taken[i], args, guarded)
+                        keys += k.scope_keys(taken[i].scope, COMMIT_KEYS)
+                        commit_args(taken[i], args, guarded)
                     self._commit(keys=keys + guard_keys, args=args, client=pipe)
                 if with_known and known:
                     pipe.zadd(k.TENANTS, dict.fromkeys(known, repr(now)), nx=True)
@@ -469,30 +387,3 @@ class ScopeStore:
 
 
 _key = k.scope_key
-_NEW_BREAKER = Breaker()
-_COMMIT_KEYS = ("state", "transitions", "seen", "alerts", "tenant", "resolved")
-_READ_KEYS = ("state", "tenant", "seen")
-
-
-def _commit_args(change: Change, args: list[Any], guarded: bool) -> None:
-    """One scope's part of a `COMMIT_SCOPES` call, appended to `args`."""
-    values = breaker_values(change.breaker) if change.breaker is not None else []
-    transitions = change.transitions
-    if len(transitions) > 1:
-        transitions = sorted(transitions, key=lambda t: t.at)
-    alerts = change.alerts
-    if change.resolved:
-        resolved = [fp for fp in alerts if fp in change.resolved]
-        firing = [fp for fp in alerts if fp not in change.resolved]
-    else:
-        resolved, firing = [], list(alerts)
-    if change.slot and not guarded:
-        raise ValueError(f"{change.scope}: a trip that needs a guard slot, and none to take")
-    trips = change.scope if change.slot else ""
-    args += (change.expected_version, change.tier_label, trips, len(values), *values)
-    args += (len(transitions), *map(transition_json, transitions))
-    args += (len(change.delivery_keys), *change.delivery_keys, len(alerts))
-    for fingerprint, body in alerts.items():
-        args += (fingerprint, body)
-    args += (len(resolved), *resolved, len(firing), *firing)
-    args += (len(change.forget_keys), *change.forget_keys)
