@@ -56,12 +56,9 @@ def execute_overlapped(client: redis.Redis, parts: Iterable[Fill]) -> Iterator[l
     part sent has been answered: a caller sees each part's outcome in Redis, and no
     reply is left unread."""
     futures: list[Future[list[Any]]] = []
-    sender = _sender()
     try:
         for fill in parts:
-            pipe = client.pipeline(transaction=False)
-            fill(pipe)
-            futures.append(sender.submit(pipe.execute))
+            futures.append(send_soon(client, fill))
     except BaseException:
         for future in futures:
             future.exception()
