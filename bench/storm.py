@@ -169,6 +169,10 @@ class Storm:
     on_board: int
     isolated: int
     held: int
+    """Held back and not isolated when the board was decided."""
+    held_then_isolated: int = 0
+    """Held back by one delivery, isolated later within the guard's cap: a trip refused
+    while another delivery's slot was pending, retried by the sweep once it was freed."""
 
     @property
     def failed(self) -> int:
@@ -194,8 +198,17 @@ def run_storm(
     items = listed.json()["items"]
     on_board = sum(i["tenants_total"] for i in items if i["status"] != "resolved")
     decided_s = answered_s + time.perf_counter() - listing
-    held = sum(len(i.get("suppressed", [])) for i in items)
-    return Storm(times, answered_s, decided_s, on_board, int(client.scard(keys.ISOLATED)), held)
+    suppressed = {tenant for i in items for tenant in i.get("suppressed", [])}
+    isolated = set(client.smembers(keys.ISOLATED))  # type: ignore[arg-type]
+    return Storm(
+        times,
+        answered_s,
+        decided_s,
+        on_board,
+        len(isolated),
+        len(suppressed - isolated),
+        len(suppressed & isolated),
+    )
 
 
 def storm(tenants: int, redis_url: str) -> None:
@@ -211,8 +224,9 @@ def storm(tenants: int, redis_url: str) -> None:
             f"decided in {result.decided_s:.1f} s"
         )
         print(
-            f"  on the board {result.on_board}, isolated {result.isolated}, held back "
-            f"{result.held}; board conflicts {counter(server.url, 'board_conflicts'):.0f}, "
+            f"  on the board {result.on_board}, isolated {result.isolated} (held back first "
+            f"{result.held_then_isolated}), held back {result.held}; "
+            f"board conflicts {counter(server.url, 'board_conflicts'):.0f}, "
             f"hand-offs {counter(server.url, 'board_handoffs'):.0f}"
         )
     finally:
