@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -208,6 +209,10 @@ class _RawList(fields.List[Any]):
         return value
 
 
+_TEXT_FIELDS = (("version", "4"), ("receiver", ""), ("groupKey", ""), ("externalURL", ""))
+"""A notification's text fields that `NotificationSchema` defaults when absent."""
+
+
 class NotificationSchema(Schema):
     """Alertmanager's webhook payload, version 4. Each alert is validated on its own:
     an invalid one is rejected with its reason and the others are applied."""
@@ -228,6 +233,34 @@ class NotificationSchema(Schema):
     def __init__(self, *, limits: AlertLimits | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.alert_schema = AlertSchema(limits=limits)
+
+    def checked(self, raw: Any) -> Notification | None:
+        """The notification `load` gives for `raw`, for the shape Alertmanager sends,
+        without marshmallow's per-field work (most of a one-alert delivery's
+        validation); None where this check cannot tell, and `load` then decides, with
+        its own errors. Never accepts what `load` refuses."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("alerts"), list):
+            return None
+        status = raw.get("status")
+        if status != "firing" and status != "resolved":
+            return None
+        data: dict[str, Any] = {"status": status, "alerts": raw["alerts"]}
+        for name, default in _TEXT_FIELDS:
+            value = raw.get(name, default)
+            if not isinstance(value, str):
+                return None
+            data[name] = value
+        for name in ("groupLabels", "commonLabels"):
+            labels = _plain_map(raw.get(name, {}), sys.maxsize, sys.maxsize)
+            if labels is None:
+                return None
+            data[name] = labels
+        truncated = raw.get("truncatedAlerts", 0)
+        if type(truncated) is not int or truncated < 0:
+            return None
+        data["truncatedAlerts"] = truncated
+        notification: Notification = self.make(data)
+        return notification
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> Notification:
