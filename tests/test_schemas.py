@@ -167,16 +167,23 @@ FIELDS = {
 
 
 @st.composite
-def alerts(draw: st.DrawFn) -> dict[str, Any]:
-    """The captured alert with each field kept, dropped or replaced at random."""
-    raw = copy.deepcopy(VALID)
-    for name, values in FIELDS.items():
+def varied(
+    draw: st.DrawFn, base: dict[str, Any], fields: dict[str, st.SearchStrategy[Any]]
+) -> dict[str, Any]:
+    """A copy of `base` with each of `fields` kept, dropped or replaced at random."""
+    raw = copy.deepcopy(base)
+    for name, values in fields.items():
         choice = draw(st.sampled_from(["keep", "drop", "replace"]))
         if choice == "drop":
             raw.pop(name, None)
         elif choice == "replace":
             raw[name] = draw(values)
     return raw
+
+
+def alerts() -> st.SearchStrategy[dict[str, Any]]:
+    """The captured alert with each field kept, dropped or replaced at random."""
+    return varied(VALID, FIELDS)
 
 
 @settings(max_examples=500, deadline=None)
